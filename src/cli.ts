@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+/**
+ * `pulse-bridge`: one executable, one command per role (PRODUCT §2).
+ * Failures end with exit code 1 and a one-line reason on stderr.
+ */
+import { Command, CommanderError } from "commander";
+import { createCliContext } from "./cli/context.ts";
+import { registerMigrate } from "./cli/migrate.ts";
+
+export function buildProgram(context = createCliContext()): Command {
+  const program = new Command("pulse-bridge")
+    .description("Consume Mozilla Pulse into durable BullMQ jobs; sync clones and ingest Taskcluster results into PostgreSQL")
+    .showHelpAfterError()
+    .exitOverride();
+  registerMigrate(program, context);
+  return program;
+}
+
+async function main(): Promise<void> {
+  try {
+    await buildProgram().parseAsync(process.argv);
+    // Commands resolve when their work is done (roles: after shutdown). Exit
+    // now rather than wait for stray timers, e.g. the schema engine's.
+    process.exit(process.exitCode ?? 0);
+  } catch (error) {
+    if (error instanceof CommanderError) process.exit(error.exitCode);
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`pulse-bridge: ${message.split("\n")[0]}\n`);
+    process.exit(1);
+  }
+}
+
+await main();

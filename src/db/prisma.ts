@@ -1,0 +1,11 @@
+/** The one way to open the database: Prisma 7's client over node-postgres. */
+import { PrismaPg } from "@prisma/adapter-pg";
+import { PrismaClient } from "../generated/prisma/client.ts";
+
+export type Database = PrismaClient;
+export { Prisma } from "../generated/prisma/client.ts";
+
+export function openDatabase(databaseUrl: string, options: { max?: number } = {}): Database {
+  const adapter = new PrismaPg({ connectionString: databaseUrl, max: options.max ?? 10 });
+  return new PrismaClient({ adapter });
+}

@@ -1,0 +1,21 @@
+/** The BullMQ queues of PRODUCT §5, opened with one shared connection. */
+import { Queue } from "bullmq";
+import type { Redis } from "ioredis";
+import { DEFAULT_JOB_OPTIONS, QUEUE_NAMES, type AnyJobRequest, type JobPayloads, type QueueName } from "./contracts.ts";
+
+export type Queues = { [Q in QueueName]: Queue<JobPayloads[Q]> };
+
+export function openQueues(connection: Redis, prefix: string): Queues {
+  const entries = QUEUE_NAMES.map((name) => [name, new Queue(name, { connection, prefix, defaultJobOptions: DEFAULT_JOB_OPTIONS[name] })]);
+  return Object.fromEntries(entries) as Queues;
+}
+
+export async function closeQueues(queues: Queues): Promise<void> {
+  await Promise.all(Object.values(queues).map((queue) => queue.close()));
+}
+
+/** Adds a job built by the bridge or by replay. Resolves once Redis has it. */
+export function addJob(queues: Queues, request: AnyJobRequest) {
+  const queue = queues[request.queue] as Queue;
+  return queue.add(request.name, request.data, request.opts);
+}

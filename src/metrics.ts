@@ -1,0 +1,57 @@
+/**
+ * Prometheus metrics (PRODUCT §8). One registry per process; every role
+ * registers into it and the dashboard (or a role's own /metrics) serves it.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry, prefix: "pulse_bridge_" });
+
+export const messagesConsumed = new Counter({
+  name: "pulse_bridge_messages_consumed_total",
+  help: "Pulse messages received by the bridge",
+  labelNames: ["source"] as const,
+  registers: [registry],
+});
+export const messagesEnqueued = new Counter({
+  name: "pulse_bridge_messages_enqueued_total",
+  help: "Pulse messages turned into a BullMQ job and acked",
+  labelNames: ["source", "queue"] as const,
+  registers: [registry],
+});
+export const messagesDeadLettered = new Counter({
+  name: "pulse_bridge_messages_dead_lettered_total",
+  help: "Pulse messages that were invalid and went to the dead-letter queue",
+  labelNames: ["source"] as const,
+  registers: [registry],
+});
+export const messagesIgnored = new Counter({
+  name: "pulse_bridge_messages_ignored_total",
+  help: "Well-formed Pulse messages of a kind we do not handle (acked)",
+  labelNames: ["source", "reason"] as const,
+  registers: [registry],
+});
+export const bridgePaused = new Gauge({
+  name: "pulse_bridge_bridge_paused",
+  help: "1 while the bridge has stopped consuming because Redis is unreachable",
+  registers: [registry],
+});
+export const brokerReconnects = new Counter({
+  name: "pulse_bridge_broker_reconnects_total",
+  help: "Reconnections to a Pulse broker",
+  labelNames: ["source"] as const,
+  registers: [registry],
+});
+export const jobDuration = new Histogram({
+  name: "pulse_bridge_job_duration_seconds",
+  help: "Duration of job attempts",
+  labelNames: ["queue", "outcome"] as const,
+  buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+  registers: [registry],
+});
+export const jobOutcomes = new Counter({
+  name: "pulse_bridge_job_outcomes_total",
+  help: "Job attempt outcomes",
+  labelNames: ["queue", "outcome"] as const,
+  registers: [registry],
+});

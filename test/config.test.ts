@@ -1,0 +1,71 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { CONFIG_VARIABLES, ConfigError, loadConfig, pulseFeeds, redactUrl } from "../src/config.ts";
+
+describe("configuration", () => {
+  it("applies the documented defaults", () => {
+    const config = loadConfig({});
+    expect(config.pulse.user).toBe("guest");
+    expect(config.pulse.queuePrefix).toBe("queue/guest/pulse-bridge");
+    expect(config.pulse.tcRoute).toBe("project.l10n.elmo.v1");
+    expect(config.pulse.exchanges.hgpushes).toBe("exchange/hgpushes/v2");
+    expect(config.taskcluster.rootUrl).toBe("https://firefox-ci-tc.services.mozilla.com");
+    expect(config.clones.allowedHosts).toEqual(["hg.mozilla.org", "github.com"]);
+    expect(config.dashboard).toMatchObject({ port: 3000, host: "127.0.0.1", user: undefined });
+    expect(config.hgSync.reconcileIntervalMs).toBe(10 * 60 * 1000);
+  });
+
+  it("derives Pulse queue names from PULSE_USER, with one queue per feed and extra source", () => {
+    const config = loadConfig({
+      PULSE_URL: "amqps://pulse.mozilla.org:5671",
+      PULSE_USER: "elmo",
+      PULSE_PASSWORD: "s3cret",
+      TC_EXTRA_SOURCES: JSON.stringify([{ name: "community", pulseUrl: "amqps://ctc:pw@pulse.mozilla.org:5671/communitytc", rootUrl: "https://community-tc.services.mozilla.com/" }]),
+    });
+    expect(pulseFeeds(config).map((f) => f.queue)).toEqual([
+      "queue/elmo/pulse-bridge/hgpushes",
+      "queue/elmo/pulse-bridge/github",
+      "queue/elmo/pulse-bridge/taskcluster",
+      "queue/ctc/pulse-bridge/taskcluster-community",
+    ]);
+    expect(pulseFeeds(config)[3]!.rootUrl).toBe("https://community-tc.services.mozilla.com");
+    expect(config.pulse.url).toBe("amqps://elmo:s3cret@pulse.mozilla.org:5671");
+  });
+
+  it.each([
+    ["PULSE_PREFETCH", "0", /PULSE_PREFETCH: must be at least 1/],
+    ["PULSE_PREFETCH", "lots", /PULSE_PREFETCH: must be a whole number/],
+    ["PULSE_MAX_LENGTH", "-5", /PULSE_MAX_LENGTH/],
+    ["REDIS_URL", "http://localhost", /REDIS_URL: must be a URL with scheme redis: or rediss:/],
+    ["RECONCILE_INTERVAL", "soon", /RECONCILE_INTERVAL: must be a duration/],
+    ["TC_EXTRA_SOURCES", "{", /TC_EXTRA_SOURCES: must be a JSON array/],
+    ["ALLOWED_HOSTS", "evil host", /ALLOWED_HOSTS/],
+  ])("names the bad variable %s=%s", (name, value, message) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ [name]: value })).toThrow(message);
+  });
+
+  it("never puts a secret into an error", () => {
+    const attempt = () => loadConfig({ DATABASE_URL: "mysql://admin:hunter2@db/x" });
+    expect(attempt).toThrow(/DATABASE_URL/);
+    try {
+      attempt();
+    } catch (error) {
+      expect(String((error as Error).message)).not.toContain("hunter2");
+    }
+    expect(redactUrl("amqps://elmo:s3cret@pulse.mozilla.org:5671")).toBe("amqps://elmo:***@pulse.mozilla.org:5671");
+  });
+
+  it("requires the dashboard credentials together", () => {
+    expect(() => loadConfig({ DASHBOARD_USER: "ops" })).toThrow(/DASHBOARD_PASSWORD/);
+  });
+
+  it("documents every variable it reads in the README's configuration table", () => {
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+    const source = readFileSync(new URL("../src/config.ts", import.meta.url), "utf8");
+    const read = new Set([...source.matchAll(/(?:parse|read)\(\s*env,\s*"([A-Z_]+)"/g)].map((m) => m[1]));
+    const documented = new Set(CONFIG_VARIABLES.map((v) => v.name));
+    expect([...read].filter((name) => !documented.has(name!))).toEqual([]);
+    for (const variable of CONFIG_VARIABLES) expect(readme).toContain(`\`${variable.name}\``);
+  });
+});

@@ -1,0 +1,121 @@
+/**
+ * Isolation on the machine's shared services. Each test file gets its own:
+ * PostgreSQL database (migrated), BullMQ key prefix, Pulse queue names and
+ * exchange names (PULSE_EXCHANGE_PREFIX), and clones folder. `cleanup()`
+ * removes only what this environment created; it never flushes or
+ * reconfigures a service. Set KEEP_TEST_DATABASE=1 to keep the database for
+ * inspection.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import amqp from "amqplib";
+import { Redis } from "ioredis";
+import pg from "pg";
+import { loadConfig, pulseFeeds, PULSE_EXCHANGES, type Config } from "../../src/config.ts";
+import { migrate } from "../../src/db/migrate.ts";
+import { openDatabase, type Database } from "../../src/db/prisma.ts";
+
+export const SERVICES = {
+  postgres: "postgresql://postgres@127.0.0.1:5432",
+  redis: "redis://127.0.0.1:6379",
+  amqp: "amqp://guest:guest@127.0.0.1:5672",
+};
+
+export interface TestEnvironment {
+  /** Unique, safe in names: `<label>-<random>`. */
+  id: string;
+  /** The environment variables a pulse-bridge process of this test would get. */
+  env: Record<string, string>;
+  config: Config;
+  db: Database;
+  clonesDir: string;
+  /** Re-read the config with extra variables (e.g. a Redis URL pointing elsewhere). */
+  configWith(extra: Record<string, string>): Config;
+  cleanup(): Promise<void>;
+}
+
+export async function createTestEnvironment(label: string, extraEnv: Record<string, string> = {}): Promise<TestEnvironment> {
+  const id = `${label.toLowerCase().replace(/[^a-z0-9]+/g, "-").slice(0, 30)}-${randomBytes(4).toString("hex")}`;
+  const databaseName = `pbt_${id.replace(/-/g, "_")}`;
+  const databaseUrl = `${SERVICES.postgres}/${databaseName}`;
+  await migrate(databaseUrl);
+  const clonesDir = await mkdtemp(path.join(tmpdir(), `pb-clones-${id}-`));
+  const env: Record<string, string> = {
+    PULSE_URL: SERVICES.amqp,
+    PULSE_QUEUE: `t-${id}`,
+    PULSE_EXCHANGE_PREFIX: `t-${id}/`,
+    PULSE_DECLARE_EXCHANGES: "true",
+    REDIS_URL: SERVICES.redis,
+    BULLMQ_PREFIX: `t-${id}`,
+    DATABASE_URL: databaseUrl,
+    CLONES_DIR: clonesDir,
+    ALLOWED_HOSTS: "127.0.0.1,localhost",
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
+    ...extraEnv,
+  };
+  const config = loadConfig(env);
+  const db = openDatabase(databaseUrl, { max: 5 });
+  return {
+    id,
+    env,
+    config,
+    db,
+    clonesDir,
+    configWith: (extra) => loadConfig({ ...env, ...extra }),
+    async cleanup() {
+      await db.$disconnect().catch(() => {});
+      await deleteRedisKeys(config.redis.prefix);
+      await deletePulseObjects(config);
+      await rm(clonesDir, { recursive: true, force: true });
+      if (process.env.KEEP_TEST_DATABASE !== "1") await dropDatabase(databaseName);
+    },
+  };
+}
+
+async function dropDatabase(name: string): Promise<void> {
+  const client = new pg.Client({ connectionString: `${SERVICES.postgres}/postgres` });
+  await client.connect();
+  try {
+    await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Deletes this test's BullMQ keys (and only those). */
+export async function deleteRedisKeys(prefix: string, url = SERVICES.redis): Promise<void> {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+  try {
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
+      cursor = next;
+      if (keys.length) await redis.unlink(...keys);
+    } while (cursor !== "0");
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Deletes this test's Pulse queues and its prefixed exchanges on the local broker. */
+export async function deletePulseObjects(config: Config): Promise<void> {
+  const connection = await amqp.connect(SERVICES.amqp);
+  try {
+    // A failed delete closes the channel; use one per operation.
+    for (const feed of pulseFeeds(config)) {
+      const channel = await connection.createChannel();
+      await channel.deleteQueue(feed.queue).catch(() => {});
+      await channel.close().catch(() => {});
+    }
+    for (const name of Object.values(config.pulse.exchanges)) {
+      if ((Object.values(PULSE_EXCHANGES) as string[]).includes(name)) continue; // never touch the real names
+      const channel = await connection.createChannel();
+      await channel.deleteExchange(name).catch(() => {});
+      await channel.close().catch(() => {});
+    }
+  } finally {
+    await connection.close();
+  }
+}
