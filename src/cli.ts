@@ -6,6 +6,7 @@
 import { Command, CommanderError } from "commander";
 import { createCliContext } from "./cli/context.ts";
 import { registerMigrate } from "./cli/migrate.ts";
+import { registerWorker } from "./cli/worker.ts";
 
 export function buildProgram(context = createCliContext()): Command {
   const program = new Command("pulse-bridge")
@@ -13,6 +14,7 @@ export function buildProgram(context = createCliContext()): Command {
     .showHelpAfterError()
     .exitOverride();
   registerMigrate(program, context);
+  registerWorker(program, context);
   return program;
 }
 

@@ -12,14 +12,17 @@
  */
 import { createHash } from "node:crypto";
 import type { JobsOptions } from "bullmq";
+import type { FeedKind } from "../config.ts";
 
 export const QUEUE_NAMES = ["hg-sync", "tc-ingest", "dead-letter"] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
 
 /** The AMQP delivery a job came from. */
 export interface OriginalMessage {
-  /** Name of the source (connection) it came in on, e.g. "hgpushes", "taskcluster", "community-tc". */
-  source: string;
+  /** The connection it came in on: "pulse" (PULSE_URL) or a TC_EXTRA_SOURCES name. */
+  connection: string;
+  /** The feed (our Pulse queue) it came from. */
+  feed: FeedKind;
   exchange: string;
   routingKey: string;
   /** The body as received: UTF-8 text, or base64 when it was not valid UTF-8. */

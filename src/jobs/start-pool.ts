@@ -1,0 +1,87 @@
+/**
+ * Runs a pool: a BullMQ Worker on the pool's queue with the shared
+ * connections, metrics, and ordered shutdown (stop taking jobs, let the
+ * active ones finish, then close the runtime's resources).
+ */
+import { hostname } from "node:os";
+import { Worker, type Job } from "bullmq";
+import type { Config } from "../config.ts";
+import { openDatabase, type Database } from "../db/prisma.ts";
+import type { Lifecycle } from "../lifecycle.ts";
+import type { Logger } from "../log.ts";
+import { jobDuration, jobOutcomes } from "../metrics.ts";
+import { createRedis } from "../redis.ts";
+import type { JobPayloads, QueueName } from "./contracts.ts";
+import type { PoolDefinition } from "./pool.ts";
+import { closeQueues, openQueues } from "./queues.ts";
+
+export interface StartPoolOptions {
+  config: Config;
+  log: Logger;
+  lifecycle: Lifecycle;
+  concurrency?: number;
+  /** Share a database client with other roles of the same process (start). */
+  db?: Database;
+}
+
+export async function startPool<Q extends QueueName>(definition: PoolDefinition<Q>, options: StartPoolOptions): Promise<Worker<JobPayloads[Q]>> {
+  const { config, lifecycle } = options;
+  const log = options.log.child({ pool: definition.queue });
+  const concurrency = options.concurrency ?? definition.defaultConcurrency(config);
+  const workerName = `${hostname()}:${process.pid}`;
+
+  const redis = createRedis(config.redis.url, "worker");
+  redis.on("error", (error) => log.warn({ err: error.message }, "redis connection error"));
+  lifecycle.defer("redis", () => redis.quit().catch(() => redis.disconnect()));
+  const db = options.db ?? openDatabase(config.database.url);
+  if (!options.db) lifecycle.defer("database", () => db.$disconnect());
+  const queues = openQueues(redis, config.redis.prefix);
+  lifecycle.defer("queues", () => closeQueues(queues));
+
+  const runtime = await definition.create({ config, log, db, redis, queues, workerName });
+  lifecycle.defer(`${definition.queue} runtime`, () => runtime.close?.());
+
+  // BullMQ does not close a connection it was handed; released after the worker.
+  const workerConnection = createRedis(config.redis.url, "worker");
+  workerConnection.on("error", () => {});
+  lifecycle.defer("worker redis", () => workerConnection.quit().catch(() => workerConnection.disconnect()));
+  const worker = new Worker<JobPayloads[Q]>(
+    definition.queue,
+    async (job: Job<JobPayloads[Q]>, token?: string) => {
+      const started = process.hrtime.bigint();
+      try {
+        const result = await runtime.process(job, token);
+        record(definition.queue, "completed", started);
+        return result;
+      } catch (error) {
+        record(definition.queue, (error as Error)?.name === "DelayedError" ? "delayed" : "failed", started);
+        throw error;
+      }
+    },
+    {
+      connection: workerConnection,
+      prefix: config.redis.prefix,
+      concurrency,
+      name: workerName,
+      ...(definition.lockDurationMs ? { lockDuration: definition.lockDurationMs } : {}),
+    },
+  );
+  worker.on("error", (error) => log.warn({ err: error.message }, "worker error"));
+  worker.on("failed", (job, error) =>
+    log.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade, err: error.message }, "job attempt failed"),
+  );
+  worker.on("completed", (job) => log.info({ jobId: job.id, name: job.name }, "job completed"));
+  // Registered last, so it is released first: stop taking jobs and let the
+  // active ones finish before the runtime and connections go.
+  lifecycle.defer(`${definition.queue} worker`, () => worker.close());
+  await worker.waitUntilReady();
+  await runtime.started?.();
+  log.info({ concurrency, worker: workerName }, "worker pool started");
+  return worker;
+}
+
+function record(queue: string, outcome: string, started: bigint): void {
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  jobDuration.observe({ queue, outcome }, seconds);
+  jobOutcomes.inc({ queue, outcome });
+}
