@@ -4,5 +4,5 @@ import type { PoolDefinition } from "./pool.ts";
 
 export const POOLS: Partial<{ [Q in QueueName]: () => Promise<PoolDefinition<Q>> }> = {
   // "hg-sync": async () => (await import("./hg-sync/pool.ts")).hgSyncPool,
-  // "tc-ingest": async () => (await import("./tc-ingest/pool.ts")).tcIngestPool,
+  "tc-ingest": async () => (await import("./tc-ingest/pool.ts")).tcIngestPool,
 };

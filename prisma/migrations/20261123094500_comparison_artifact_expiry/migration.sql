@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "Comparison" ADD COLUMN     "artifactExpiresAt" TIMESTAMP(3);

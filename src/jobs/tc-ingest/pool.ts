@@ -1,0 +1,40 @@
+/**
+ * `pulse-bridge worker tc-ingest`: compare-locales results from Taskcluster
+ * into Build and Comparison rows (PRODUCT §7). Jobs are I/O bound (three
+ * Queue API round trips and one transaction), so the pool runs several at
+ * once (TC_INGEST_CONCURRENCY, --concurrency).
+ */
+import type { PoolDefinition } from "../pool.ts";
+import { ingestRun } from "./ingest-run.ts";
+import { ingestedBuilds, ingestedComparisons } from "./metrics.ts";
+import { QueueApi } from "./queue-api.ts";
+
+const RUN_STATES = new Set(["completed", "failed", "exception"]);
+
+export const tcIngestPool: PoolDefinition<"tc-ingest"> = {
+  queue: "tc-ingest",
+  defaultConcurrency: (config) => config.tcIngest.concurrency,
+  async create({ config, log, db }) {
+    // One client per deployment: each job names the root URL it came from.
+    const clients = new Map<string, QueueApi>();
+    const queueApi = (rootUrl: string) => {
+      let client = clients.get(rootUrl);
+      if (!client) clients.set(rootUrl, (client = new QueueApi(rootUrl, config.taskcluster.requestTimeoutMs)));
+      return client;
+    };
+    return {
+      async process(job) {
+        const result = await ingestRun(job.data, { db, log: log.child({ jobId: job.id }), queueApi });
+        // Label values from a message are bounded to the states Taskcluster knows.
+        const state = RUN_STATES.has(result.state) ? result.state : "other";
+        ingestedBuilds.inc({ elmo_json: result.elmoJson ? "yes" : "no", state });
+        ingestedComparisons.inc(result.comparisons);
+        return result;
+      },
+      async close() {
+        for (const client of clients.values()) client.close();
+        clients.clear();
+      },
+    };
+  },
+};
