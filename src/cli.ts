@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { createCliContext } from "./cli/context.ts";
+import { registerBridge } from "./cli/bridge.ts";
 import { registerMigrate } from "./cli/migrate.ts";
 import { registerWorker } from "./cli/worker.ts";
 
@@ -14,6 +15,7 @@ export function buildProgram(context = createCliContext()): Command {
     .showHelpAfterError()
     .exitOverride();
   registerMigrate(program, context);
+  registerBridge(program, context);
   registerWorker(program, context);
   return program;
 }

@@ -1,0 +1,250 @@
+/**
+ * Bridge throughput (PRODUCT §10): M task-completed messages are published to
+ * a local Pulse queue, then drained, in one run, by
+ *   1. raw amqplib: consume + ack, nothing else (the ceiling),
+ *   2. a naive bridge: prefetch 1, parse, await queue.add, ack, one at a time,
+ *   3. pulse-bridge itself (startBridge, the code `pulse-bridge bridge` runs),
+ * each timed from opening its connection until the M-th message is done.
+ * Target: pulse-bridge / raw ≥ 0.8.
+ *
+ *   npm run bench:bridge [-- --messages 20000 --prefetch 200]
+ *
+ * Uses the machine's RabbitMQ and Redis under names of its own, removed at the end.
+ */
+import { randomBytes } from "node:crypto";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { Session } from "node:inspector/promises";
+import { availableParallelism, loadavg } from "node:os";
+import { parseArgs } from "node:util";
+import amqp from "amqplib";
+import { Queue } from "bullmq";
+import { startBridge } from "../src/bridge/bridge.ts";
+import { routeMessage } from "../src/bridge/route-message.ts";
+import { loadConfig, pulseFeeds, type Config } from "../src/config.ts";
+import { createLogger } from "../src/log.ts";
+import { messagesEnqueued } from "../src/metrics.ts";
+import { createRedis } from "../src/redis.ts";
+import { declareExchanges, openPublisher, taskCompletedMessage, type Publisher } from "../test/support/pulse.ts";
+import { deletePulseObjects, deleteRedisKeys, SERVICES } from "../test/support/test-environment.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    messages: { type: "string", default: process.env.BENCH_MESSAGES ?? "20000" },
+    prefetch: { type: "string", default: "200" },
+    // raw and pulse-bridge alternate this many times (medians reported): the
+    // services share the machine's cores with whatever else runs.
+    rounds: { type: "string", default: "3" },
+    // Profiling aid: run one phase only (raw, naive or bridge).
+    only: { type: "string" },
+  },
+});
+const M = Number(args.messages);
+const id = `bench-bridge-${randomBytes(3).toString("hex")}`;
+const env = {
+  PULSE_URL: SERVICES.amqp,
+  PULSE_QUEUE: id,
+  PULSE_EXCHANGE_PREFIX: `${id}/`,
+  PULSE_DECLARE_EXCHANGES: "true",
+  PULSE_PREFETCH: args.prefetch,
+  REDIS_URL: SERVICES.redis,
+  LOG_LEVEL: "silent",
+};
+const configFor = (phase: string): Config => loadConfig({ ...env, BULLMQ_PREFIX: `${id}-${phase}` });
+const base = configFor("setup");
+const tcFeed = pulseFeeds(base).find((feed) => feed.kind === "taskcluster")!;
+
+async function fill(publisher: Publisher): Promise<void> {
+  const messages = Array.from({ length: M }, (_, i) => taskCompletedMessage(i, base));
+  await publisher.publishMany(messages.map((m) => ({ exchange: m.exchange, routingKey: m.routingKey, body: m.body, options: m.options })));
+}
+
+/** Declares the queue as the bridge does, so the messages can be published before any consumer runs. */
+async function declareQueue(): Promise<void> {
+  const connection = await amqp.connect(SERVICES.amqp);
+  const channel = await connection.createChannel();
+  await channel.assertQueue(tcFeed.queue, { durable: true, arguments: { "x-max-length": base.pulse.maxLength } });
+  for (const exchange of [base.pulse.exchanges.taskCompleted, base.pulse.exchanges.taskFailed]) {
+    await channel.bindQueue(tcFeed.queue, exchange, `route.${base.pulse.tcRoute}`);
+  }
+  await connection.close();
+}
+
+async function raw(): Promise<number> {
+  const started = performance.now();
+  const connection = await amqp.connect(SERVICES.amqp);
+  const channel = await connection.createChannel();
+  await channel.prefetch(base.pulse.prefetch);
+  let count = 0;
+  await new Promise<void>((resolve) => {
+    void channel.consume(tcFeed.queue, (message) => {
+      channel.ack(message!);
+      if (++count === M) resolve();
+    });
+  });
+  const elapsed = performance.now() - started;
+  await connection.close();
+  return elapsed;
+}
+
+async function naive(): Promise<number> {
+  const config = configFor("naive");
+  const started = performance.now();
+  const redis = createRedis(config.redis.url, "producer");
+  const queue = new Queue("tc-ingest", { connection: redis, prefix: config.redis.prefix });
+  const connection = await amqp.connect(SERVICES.amqp);
+  const channel = await connection.createChannel();
+  await channel.prefetch(1);
+  let count = 0;
+  await new Promise<void>((resolve, reject) => {
+    void channel.consume(tcFeed.queue, (message) => {
+      const decision = routeMessage(
+        { feed: tcFeed, exchange: message!.fields.exchange, routingKey: message!.fields.routingKey, content: message!.content, headers: message!.properties.headers ?? {}, redelivered: false },
+        config,
+      );
+      if (decision.action !== "enqueue") return reject(new Error(`unexpected ${decision.action}`));
+      queue.add(decision.job.name, decision.job.data as never, decision.job.opts).then(() => {
+        channel.ack(message!);
+        if (++count === M) resolve();
+      }, reject);
+    });
+  });
+  const elapsed = performance.now() - started;
+  await connection.close();
+  await queue.close();
+  redis.disconnect();
+  return elapsed;
+}
+
+async function enqueuedSoFar(): Promise<number> {
+  return (await messagesEnqueued.get()).values.reduce((sum, v) => sum + v.value, 0);
+}
+
+async function pulseBridge(): Promise<number> {
+  const config = configFor("bridge");
+  const before = await enqueuedSoFar();
+  const started = performance.now();
+  const bridge = await startBridge({ config, log: createLogger("silent", "bench") });
+  // Polled on a short timer: costs the bridge a little, never helps it.
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(async () => {
+      const feed = bridge.status().feeds.find((f) => f.queue === tcFeed.queue);
+      if ((await enqueuedSoFar()) - before >= M && feed?.unacked === 0) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 2);
+  });
+  const elapsed = performance.now() - started;
+  await bridge.close();
+  return elapsed;
+}
+
+const rate = (ms: number) => Math.round((M / ms) * 1000);
+
+/**
+ * CPU time (ms) spent so far by the local services' processes, from /proc
+ * (Linux; empty elsewhere). On a small machine the three processes share the
+ * cores, so this explains a ratio better than wall time alone.
+ */
+function serviceCpuMs(): Record<"redis" | "rabbitmq", number> {
+  const totals = { redis: 0, rabbitmq: 0 };
+  try {
+    for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        const ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, at USER_HZ 100
+        if (name === "redis-server") totals.redis += ms;
+        else if (name === "beam.smp") totals.rabbitmq += ms;
+      } catch {
+        // the process ended meanwhile
+      }
+    }
+  } catch {
+    // no /proc
+  }
+  return totals;
+}
+
+interface PhaseRun {
+  ms: number;
+  cpuMs: number;
+  redisCpuMs: number;
+  rabbitCpuMs: number;
+}
+
+/** Runs a phase; returns its wall time and the CPU time this process and the services spent on it. */
+async function timed(phase: () => Promise<number>): Promise<PhaseRun> {
+  // BENCH_CPU_PROFILE=<file>: a V8 CPU profile of the phase alone (not of the publishing).
+  const profiler = process.env.BENCH_CPU_PROFILE ? new Session() : undefined;
+  if (profiler) {
+    profiler.connect();
+    await profiler.post("Profiler.enable");
+    await profiler.post("Profiler.start");
+  }
+  const cpu = process.cpuUsage();
+  const services = serviceCpuMs();
+  const ms = await phase();
+  const used = process.cpuUsage(cpu);
+  const after = serviceCpuMs();
+  if (profiler) {
+    const { profile } = await profiler.post("Profiler.stop");
+    writeFileSync(process.env.BENCH_CPU_PROFILE!, JSON.stringify(profile));
+    profiler.disconnect();
+  }
+  return { ms, cpuMs: Math.round((used.user + used.system) / 1000), redisCpuMs: Math.round(after.redis - services.redis), rabbitCpuMs: Math.round(after.rabbitmq - services.rabbitmq) };
+}
+
+function line(label: string, run: PhaseRun, rawMs?: number): string {
+  const ratio = rawMs === undefined ? "" : `  ratio ${(rawMs / run.ms).toFixed(2)}`;
+  return `  ${label.padEnd(25)}${rate(run.ms).toString().padStart(7)} msg/s  (${Math.round(run.ms)} ms; CPU ms: node ${run.cpuMs}, redis ${run.redisCpuMs}, rabbitmq ${run.rabbitCpuMs})${ratio}`;
+}
+
+async function main(): Promise<void> {
+  const publisher = await openPublisher();
+  await declareExchanges(publisher, base);
+  await declareQueue();
+  try {
+    console.log(`bridge benchmark: ${M} task-completed messages, prefetch ${base.pulse.prefetch}, Node ${process.version}, ${availableParallelism()} cores, load ${loadavg()[0]!.toFixed(2)}`);
+    const phases = { raw, naive, bridge: pulseBridge };
+    if (args.only) {
+      const phase = phases[args.only as keyof typeof phases];
+      if (!phase) throw new Error(`--only must be one of ${Object.keys(phases).join(", ")}`);
+      await fill(publisher);
+      console.log(line(args.only, await timed(phase)));
+      return;
+    }
+    const rawRuns: PhaseRun[] = [];
+    const bridgeRuns: PhaseRun[] = [];
+    let naiveRun: PhaseRun | undefined;
+    for (let round = 1; round <= Number(args.rounds); round++) {
+      await fill(publisher);
+      rawRuns.push(await timed(raw));
+      console.log(line(`raw amqplib consume+ack`, rawRuns.at(-1)!));
+      if (!naiveRun) {
+        await fill(publisher);
+        naiveRun = await timed(naive);
+        console.log(line("naive bridge (1 at once)", naiveRun, rawRuns.at(-1)!.ms));
+      }
+      await fill(publisher);
+      bridgeRuns.push(await timed(pulseBridge));
+      console.log(line("pulse-bridge", bridgeRuns.at(-1)!, rawRuns.at(-1)!.ms));
+    }
+    const median = (runs: PhaseRun[]) => [...runs].map((r) => r.ms).sort((a, b) => a - b)[Math.floor(runs.length / 2)]!;
+    const rawMs = median(rawRuns);
+    const bridgeMs = median(bridgeRuns);
+    const naiveMs = naiveRun!.ms;
+    const ratio = rawMs / bridgeMs;
+    console.log(`medians of ${rawRuns.length}: raw ${rate(rawMs)} msg/s, naive ${rate(naiveMs)} msg/s (ratio ${(rawMs / naiveMs).toFixed(2)}), pulse-bridge ${rate(bridgeMs)} msg/s`);
+    console.log(`pulse-bridge / raw = ${ratio.toFixed(2)} (target >= 0.8: ${ratio >= 0.8 ? "met" : "MISSED"})`);
+    console.log(JSON.stringify({ messages: M, prefetch: base.pulse.prefetch, rounds: rawRuns.length, rawMsgPerSec: rate(rawMs), naiveMsgPerSec: rate(naiveMs), bridgeMsgPerSec: rate(bridgeMs), ratio: Number(ratio.toFixed(3)), naiveRatio: Number((rawMs / naiveMs).toFixed(3)), loadAfter: Number(loadavg()[0]!.toFixed(2)) }));
+  } finally {
+    await publisher.close();
+    await deletePulseObjects(base);
+    for (const phase of ["naive", "bridge", "setup"]) await deleteRedisKeys(`${id}-${phase}`);
+  }
+}
+
+await main();
+process.exit(0);

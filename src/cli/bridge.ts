@@ -1,0 +1,15 @@
+import type { Command } from "commander";
+import { startBridge } from "../bridge/bridge.ts";
+import type { CliContext } from "./context.ts";
+import { runRole } from "./role.ts";
+
+export function registerBridge(program: Command, context: CliContext): void {
+  program
+    .command("bridge")
+    .description("consume the Pulse queues and turn each message into a BullMQ job (acked once Redis has it)")
+    .action(async () => {
+      await runRole(context.config(), "bridge", async ({ config, log, lifecycle }) => {
+        await startBridge({ config, log, lifecycle });
+      });
+    });
+}

@@ -1,0 +1,121 @@
+/**
+ * The real `node dist/cli.js bridge` process (built by `npm run build`, as CI
+ * does before testing): SIGTERM in the middle of a stream exits 0 and loses
+ * nothing, and no credential ever reaches its logs, even when the broker
+ * refuses the login and the URL is reported.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { startBridge } from "../../src/bridge/bridge.ts";
+import { closeQueues, openQueues, type Queues } from "../../src/jobs/queues.ts";
+import { createLogger } from "../../src/log.ts";
+import { createRedis, type Redis } from "../../src/redis.ts";
+import { declareExchanges, openPublisher, queueDepth, taskCompletedMessage, type Publisher } from "../support/pulse.ts";
+import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
+import { waitFor } from "../support/wait-for.ts";
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+const cli = `${root}dist/cli.js`;
+
+let env: TestEnvironment;
+let publisher: Publisher;
+let redis: Redis;
+let queues: Queues;
+
+beforeAll(async () => {
+  if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build first (CI does)`);
+  env = await createTestEnvironment("bridge-cli");
+  publisher = await openPublisher();
+  await declareExchanges(publisher, env.config);
+  redis = createRedis(env.config.redis.url, "worker");
+  queues = openQueues(redis, env.config.redis.prefix);
+});
+
+afterAll(async () => {
+  await publisher?.close();
+  if (queues) await closeQueues(queues);
+  redis?.disconnect();
+  await env?.cleanup();
+});
+
+interface BridgeProcess {
+  child: ChildProcess;
+  logs(): string;
+  exited: Promise<number | null>;
+}
+
+function runBridge(extraEnv: Record<string, string>): BridgeProcess {
+  const child = spawn(process.execPath, [cli, "bridge"], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env.env, LOG_LEVEL: "debug", ...extraEnv },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return { child, logs: () => output, exited };
+}
+
+async function jobTotal(): Promise<number> {
+  return Object.values(await queues["tc-ingest"].getJobCounts()).reduce((a, b) => a + b, 0);
+}
+
+it("SIGTERM in the middle of a stream: exits 0, every message is a job or still in the queue, never both", async () => {
+  const config = env.config;
+  // Redis with a password it does not need: ioredis warns and goes on, and the password must not be logged.
+  const bridge = runBridge({ REDIS_URL: "redis://:redis-Secret-4711@127.0.0.1:6379" });
+  try {
+    await waitFor("the bridge to consume its three queues", () => (bridge.logs().match(/consuming from Pulse/g)?.length ?? 0) >= 3);
+    const messages = Array.from({ length: 5000 }, (_, i) => taskCompletedMessage(i, config));
+    const publishing = publisher.publishMany(messages.map((m) => ({ exchange: m.exchange, routingKey: m.routingKey, body: m.body, options: m.options })));
+    await waitFor("the first jobs", async () => (await jobTotal()) > 0, { intervalMs: 5 });
+    bridge.child.kill("SIGTERM");
+    expect(await bridge.exited).toBe(0);
+    await publishing;
+
+    const tcQueue = `${config.pulse.queuePrefix}/taskcluster`;
+    const depth = (await queueDepth(tcQueue))!;
+    expect(depth.unacked).toBe(0);
+    const jobs = await jobTotal();
+    // Acked messages are exactly those with a job; nothing acked without a job, nothing lost.
+    if (jobs + depth.ready !== messages.length) console.log(bridge.logs().split("\n").filter((l) => !l.includes('"level":20')).join("\n"));
+    expect(jobs + depth.ready).toBe(messages.length);
+    expect(bridge.logs()).toMatch(/bridge stopped/);
+
+    // The rest is taken by the next bridge: each message a job, once.
+    const next = await startBridge({ config, log: createLogger("silent", "bridge-test") });
+    try {
+      await waitFor("the rest enqueued", async () => (await jobTotal()) === messages.length);
+      await waitFor("the queue drained", async () => {
+        const d = await queueDepth(tcQueue);
+        return d?.ready === 0 && d.unacked === 0;
+      });
+    } finally {
+      await next.close();
+    }
+    expect(bridge.logs()).not.toContain("redis-Secret-4711");
+  } finally {
+    bridge.child.kill("SIGKILL");
+  }
+});
+
+it("a refused login is logged with the broker URL redacted, and SIGTERM still exits 0", async () => {
+  const secret = "pulse-Secret-0815";
+  const bridge = runBridge({ PULSE_URL: `amqp://guest:${secret}@127.0.0.1:5672` });
+  try {
+    await waitFor("the login failure logged", () => bridge.logs().includes("could not connect to the broker"));
+    bridge.child.kill("SIGTERM");
+    expect(await bridge.exited).toBe(0);
+    const logs = bridge.logs();
+    expect(logs).toContain("amqp://guest:***@127.0.0.1:5672");
+    expect(logs).not.toContain(secret);
+    expect(logs).not.toContain(encodeURIComponent(secret));
+    // Every line is structured JSON (pino).
+    for (const line of logs.trim().split("\n")) expect(() => JSON.parse(line), line).not.toThrow();
+  } finally {
+    bridge.child.kill("SIGKILL");
+  }
+});
