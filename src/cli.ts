@@ -8,6 +8,11 @@ import { createCliContext } from "./cli/context.ts";
 import { registerBridge } from "./cli/bridge.ts";
 import { registerMigrate } from "./cli/migrate.ts";
 import { registerWorker } from "./cli/worker.ts";
+import { registerTrack } from "./cli/track.ts";
+import { registerDashboard } from "./cli/dashboard.ts";
+import { registerReplay } from "./cli/replay.ts";
+import { registerStart } from "./cli/start.ts";
+import { registerDemo } from "./cli/demo.ts";
 
 export function buildProgram(context = createCliContext()): Command {
   const program = new Command("pulse-bridge")
@@ -17,6 +22,11 @@ export function buildProgram(context = createCliContext()): Command {
   registerMigrate(program, context);
   registerBridge(program, context);
   registerWorker(program, context);
+  registerTrack(program, context);
+  registerDashboard(program, context);
+  registerReplay(program, context);
+  registerStart(program, context);
+  registerDemo(program);
   return program;
 }
 

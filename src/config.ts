@@ -49,6 +49,8 @@ export interface Config {
     heartbeatSeconds: number;
     /** Exchange names, with PULSE_EXCHANGE_PREFIX applied. */
     exchanges: PulseExchanges;
+    /** RabbitMQ management API (with credentials), for unacked counts in /metrics; optional. */
+    managementUrl: string | undefined;
   };
   taskcluster: {
     /** Root URL of the Taskcluster deployment publishing on PULSE_URL. */
@@ -242,6 +244,7 @@ export function loadConfig(env: Env = process.env): Config {
       declareExchanges: parse(env, "PULSE_DECLARE_EXCHANGES", booleanFlag, "false"),
       heartbeatSeconds: parse(env, "PULSE_HEARTBEAT", integer(0, 600), "30"),
       exchanges: prefixedExchanges(parse(env, "PULSE_EXCHANGE_PREFIX", z.string().regex(/^[A-Za-z0-9_./-]*$/, "may only contain letters, digits and . _ / -"), "")),
+      managementUrl: parse(env, "RABBITMQ_MANAGEMENT_URL", url(["http:", "https:"]).optional(), undefined, true),
     },
     taskcluster: {
       rootUrl: parse(env, "TASKCLUSTER_ROOT_URL", url(["http:", "https:"]), "https://firefox-ci-tc.services.mozilla.com").replace(/\/+$/, ""),
@@ -334,6 +337,7 @@ export const CONFIG_VARIABLES: ReadonlyArray<{ name: string; default: string; me
   { name: "PULSE_HEARTBEAT", default: "30", meaning: "AMQP heartbeat, seconds" },
   { name: "PULSE_DECLARE_EXCHANGES", default: "false", meaning: "development only: declare exchanges instead of checking them" },
   { name: "PULSE_EXCHANGE_PREFIX", default: "(none)", meaning: "prefix for exchange names (local brokers, staging, tests)" },
+  { name: "RABBITMQ_MANAGEMENT_URL", default: "unset", meaning: "RabbitMQ management API (http://user:pass@host:15672), for unacked counts in /metrics" },
   { name: "TC_ROUTE", default: "project.l10n.elmo.v1", meaning: "custom route bound on task-completed and task-failed" },
   { name: "TASKCLUSTER_ROOT_URL", default: "https://firefox-ci-tc.services.mozilla.com", meaning: "Queue API of the deployment on PULSE_URL" },
   { name: "TC_EXTRA_SOURCES", default: "[]", meaning: "JSON list of further deployments: [{name, pulseUrl, rootUrl}]" },

@@ -27,7 +27,13 @@ export function hgSyncJobRequest(data: HgSyncJob): JobRequest<"hg-sync"> {
       jobId = `reconcile|${repo}|${Math.floor(Date.now() / 60_000)}`;
       break;
   }
-  return { queue: "hg-sync", name: data.kind, data, opts: { ...DEFAULT_JOB_OPTIONS["hg-sync"], jobId } };
+  // Pokes (pushes, reconciles) of one repository collapse into one waiting
+  // job; one arriving while a sync runs is re-queued after it
+  // (keepLastIfActive). git pushes and new repositories are never collapsed:
+  // each carries its own content (event id, creation).
+  const poke = data.kind === "hg-push" || data.kind === "reconcile";
+  const deduplication = poke ? { deduplication: { id: `hg-sync|${repo}`, keepLastIfActive: true } } : {};
+  return { queue: "hg-sync", name: data.kind, data, opts: { ...DEFAULT_JOB_OPTIONS["hg-sync"], jobId, ...deduplication } };
 }
 
 export function tcIngestJobRequest(data: TcIngestJob): JobRequest<"tc-ingest"> {

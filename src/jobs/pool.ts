@@ -35,5 +35,10 @@ export interface PoolDefinition<Q extends QueueName> {
   defaultConcurrency(config: Config): number;
   /** BullMQ lock duration; long jobs (clones) renew it automatically. */
   lockDurationMs?: number;
+  /**
+   * How often BullMQ looks for jobs whose worker died (lock expired) and hands
+   * them to another worker; default 30 s.
+   */
+  stalledIntervalMs?: number;
   create(context: PoolContext): Promise<PoolRuntime<Q>>;
 }

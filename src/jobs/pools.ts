@@ -3,6 +3,6 @@ import type { QueueName } from "./contracts.ts";
 import type { PoolDefinition } from "./pool.ts";
 
 export const POOLS: Partial<{ [Q in QueueName]: () => Promise<PoolDefinition<Q>> }> = {
-  // "hg-sync": async () => (await import("./hg-sync/pool.ts")).hgSyncPool,
+  "hg-sync": async () => (await import("./hg-sync/pool.ts")).hgSyncPool,
   "tc-ingest": async () => (await import("./tc-ingest/pool.ts")).tcIngestPool,
 };

@@ -12,6 +12,7 @@ import type { Logger } from "../log.ts";
 import { jobDuration, jobOutcomes } from "../metrics.ts";
 import { createRedis } from "../redis.ts";
 import type { JobPayloads, QueueName } from "./contracts.ts";
+import { startJobHistory } from "./job-history.ts";
 import type { PoolDefinition } from "./pool.ts";
 import { closeQueues, openQueues } from "./queues.ts";
 
@@ -22,6 +23,8 @@ export interface StartPoolOptions {
   concurrency?: number;
   /** Share a database client with other roles of the same process (start). */
   db?: Database;
+  /** How often job history sweeps the finished sets (default 10 s). */
+  historySweepIntervalMs?: number;
 }
 
 export async function startPool<Q extends QueueName>(definition: PoolDefinition<Q>, options: StartPoolOptions): Promise<Worker<JobPayloads[Q]>> {
@@ -64,6 +67,7 @@ export async function startPool<Q extends QueueName>(definition: PoolDefinition<
       concurrency,
       name: workerName,
       ...(definition.lockDurationMs ? { lockDuration: definition.lockDurationMs } : {}),
+      ...(definition.stalledIntervalMs ? { stalledInterval: definition.stalledIntervalMs } : {}),
     },
   );
   worker.on("error", (error) => log.warn({ err: error.message }, "worker error"));
@@ -71,6 +75,19 @@ export async function startPool<Q extends QueueName>(definition: PoolDefinition<
     log.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade, err: error.message }, "job attempt failed"),
   );
   worker.on("completed", (job) => log.info({ jobId: job.id, name: job.name }, "job completed"));
+  // Every outcome also goes to PostgreSQL (JobRecord); released after the
+  // worker so that the last outcomes are swept in.
+  const history = await startJobHistory({
+    queueName: definition.queue,
+    queue: queues[definition.queue],
+    worker,
+    db,
+    redisUrl: config.redis.url,
+    prefix: config.redis.prefix,
+    log,
+    ...(options.historySweepIntervalMs ? { sweepIntervalMs: options.historySweepIntervalMs } : {}),
+  });
+  lifecycle.defer(`${definition.queue} job history`, () => history.close());
   // Registered last, so it is released first: stop taking jobs and let the
   // active ones finish before the runtime and connections go.
   lifecycle.defer(`${definition.queue} worker`, () => worker.close());

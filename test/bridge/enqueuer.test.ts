@@ -15,7 +15,7 @@ import { createRedis, type Redis } from "../../src/redis.ts";
 import { routeMessage } from "../../src/bridge/route-message.ts";
 import { taskCompletedMessage } from "../support/pulse.ts";
 import { waitFor } from "../support/wait-for.ts";
-import { startPrivateRedis, type PrivateRedis } from "./private-redis.ts";
+import { startPrivateRedis, type PrivateRedis } from "../support/private-redis.ts";
 
 const prefix = `t-enqueuer-${process.pid}`;
 const config = loadConfig({});

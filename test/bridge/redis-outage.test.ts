@@ -12,7 +12,7 @@ import { createLogger } from "../../src/log.ts";
 import { declareExchanges, openPublisher, queueDepth, taskCompletedMessage, type Publisher } from "../support/pulse.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
-import { startPrivateRedis, type PrivateRedis } from "./private-redis.ts";
+import { startPrivateRedis, type PrivateRedis } from "../support/private-redis.ts";
 
 let env: TestEnvironment;
 let config: Config;

@@ -1,0 +1,16 @@
+import type { Command } from "commander";
+import { diffBackends } from "../dashboard/extras.ts";
+import { startDashboard } from "../dashboard/server.ts";
+import type { CliContext } from "./context.ts";
+import { runRole } from "./role.ts";
+
+export function registerDashboard(program: Command, context: CliContext): void {
+  program
+    .command("dashboard")
+    .description("HTTP server: Bull Board at /queues, /healthz, /readyz, /metrics, /artifacts/:id and the JSON API (DASHBOARD_HOST:DASHBOARD_PORT)")
+    .action(async () => {
+      await runRole(context.config(), "dashboard", async ({ config, log, lifecycle }) => {
+        await startDashboard({ config, log, lifecycle, backends: diffBackends() });
+      });
+    });
+}

@@ -1,0 +1,82 @@
+import { InvalidArgumentError, Option, type Command } from "commander";
+import { QUEUE_NAMES, type QueueName } from "../jobs/contracts.ts";
+import { closeQueues, openQueues } from "../jobs/queues.ts";
+import { replayDeadLetters } from "../jobs/replay-dead-letters.ts";
+import { replayFinishedJobs, type ReplayableState } from "../jobs/replay-failed.ts";
+import { createRedis } from "../redis.ts";
+import type { CliContext } from "./context.ts";
+
+function isoDate(value: string): Date {
+  const date = new Date(value);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(date.getTime())) throw new InvalidArgumentError("must be an ISO date or time, e.g. 2026-11-23 or 2026-11-23T10:00:00Z");
+  return date;
+}
+
+function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("must be a whole number of at least 1");
+  return n;
+}
+
+interface ReplayOptions {
+  queue?: QueueName;
+  state: ReplayableState;
+  since?: Date;
+  until?: Date;
+  limit?: number;
+  dryRun?: boolean;
+  deadLetter?: boolean;
+  id?: string;
+  json?: boolean;
+}
+
+export function registerReplay(program: Command, context: CliContext): void {
+  program
+    .command("replay")
+    .description("re-run failed jobs in bulk (--queue), or re-submit dead letters through the bridge's routing (--dead-letter); idempotent")
+    .addOption(new Option("--queue <queue>", "queue whose finished jobs to re-run").choices(QUEUE_NAMES.filter((q) => q !== "dead-letter")))
+    .addOption(new Option("--state <state>", "which finished jobs").choices(["failed", "completed"]).default("failed"))
+    .option("--since <iso>", "only jobs finished at or after this time", isoDate)
+    .option("--until <iso>", "only jobs finished before this time", isoDate)
+    .option("--limit <n>", "at most this many jobs (newest first)", positiveInteger)
+    .option("--dead-letter", "re-submit dead letters instead (after a fix)")
+    .option("--id <id>", "with --dead-letter: only this dead letter")
+    .option("--dry-run", "show what would be done, change nothing")
+    .option("--json", "print the summary as JSON")
+    .action(async (options: ReplayOptions) => {
+      if (Boolean(options.deadLetter) === Boolean(options.queue)) throw new Error("give either --queue <queue> or --dead-letter");
+      if (options.id && !options.deadLetter) throw new Error("--id goes with --dead-letter");
+      const config = context.config();
+      const redis = createRedis(config.redis.url, "worker");
+      const queues = openQueues(redis, config.redis.prefix);
+      try {
+        if (options.deadLetter) {
+          const summary = await replayDeadLetters(config, queues, { ...(options.id ? { id: options.id } : {}), ...(options.limit ? { limit: options.limit } : {}), dryRun: Boolean(options.dryRun) });
+          if (options.json) return void console.log(JSON.stringify(summary, null, 2));
+          const verb = summary.dryRun ? "would be " : "";
+          for (const o of summary.outcomes) console.log(`${o.id}: ${o.outcome} (${o.detail})`);
+          console.log(
+            `dead letters: ${summary.examined} examined, ${summary.enqueued} ${verb}enqueued, ${summary.ignored} ${verb}ignored (removed), ${summary.stillInvalid} still invalid (kept)${summary.dryRun ? " [dry run]" : ""}`,
+          );
+          return;
+        }
+        const summary = await replayFinishedJobs(queues, {
+          queue: options.queue!,
+          state: options.state,
+          ...(options.since ? { since: options.since } : {}),
+          ...(options.until ? { until: options.until } : {}),
+          ...(options.limit ? { limit: options.limit } : {}),
+          dryRun: Boolean(options.dryRun),
+        });
+        if (options.json) return void console.log(JSON.stringify(summary, null, 2));
+        if (summary.dryRun) for (const id of summary.jobIds) console.log(`would replay ${id}`);
+        for (const skip of summary.skipped) console.log(`skipped ${skip.id}: ${skip.reason}`);
+        console.log(
+          `${summary.queue}: ${summary.matched} ${summary.state} job(s) matched, ${summary.dryRun ? "0 replayed [dry run]" : `${summary.replayed} replayed, ${summary.skipped.length} skipped`}`,
+        );
+      } finally {
+        await closeQueues(queues).catch(() => {});
+        await redis.quit().catch(() => redis.disconnect());
+      }
+    });
+}

@@ -1,0 +1,193 @@
+/**
+ * The read-only JSON API (PRODUCT §8 "Read"):
+ *   GET /api/repositories
+ *   GET /api/repositories/:name/pushes?limit=
+ *   GET /api/repositories/:name/diff?from=REV&to=REV
+ *   GET /api/comparisons?locale=&limit=
+ *   GET /api/jobs?queue=&state=&jobId=&limit=   job history (JobRecord), newest first
+ * Repository names contain '/' (l10n-central/de): they may be written as is
+ * or percent-encoded; the last path segment says what is asked for.
+ * Diffs come from the shared clone through the VCS back end, revisions are
+ * validated as hex before anything runs, and the output is cut at a bound.
+ */
+import { existsSync } from "node:fs";
+import { Router, type Request, type Response } from "express";
+import type { Config } from "../config.ts";
+import type { Database } from "../db/prisma.ts";
+import { QUEUE_NAMES } from "../jobs/contracts.ts";
+import type { Logger } from "../log.ts";
+import type { VcsBackend, VcsKind } from "../vcs/backend.ts";
+import { clonePathFor } from "../vcs/clone-path.ts";
+
+export const DEFAULT_LIMIT = 20;
+export const MAX_LIMIT = 200;
+export const MAX_DIFF_BYTES = 1024 * 1024;
+const REVISION = /^[0-9a-f]{12,40}$/i;
+
+export interface ReadApiOptions {
+  config: Config;
+  db: Database;
+  log: Logger;
+  /** How to diff in a clone of each kind (the hg-sync back ends). */
+  backends: Partial<Record<VcsKind, VcsBackend>>;
+}
+
+class BadRequest extends Error {}
+
+function limitFrom(value: unknown): number {
+  if (value === undefined) return DEFAULT_LIMIT;
+  if (typeof value !== "string" || !/^\d+$/.test(value) || Number(value) < 1) throw new BadRequest("limit must be a whole number of at least 1");
+  return Math.min(Number(value), MAX_LIMIT);
+}
+
+function revisionFrom(name: string, value: unknown): string {
+  if (typeof value !== "string" || !REVISION.test(value)) throw new BadRequest(`${name} must be a revision: 12 to 40 hex digits`);
+  return value.toLowerCase();
+}
+
+export function readApiRouter({ config, db, log, backends }: ReadApiOptions): Router {
+  const router = Router();
+  const handle = (work: (request: Request) => Promise<{ status?: number; body: unknown }>) => async (request: Request, response: Response) => {
+    try {
+      const { status = 200, body } = await work(request);
+      response.status(status).json(body);
+    } catch (error) {
+      if (error instanceof BadRequest) {
+        response.status(400).json({ error: error.message });
+        return;
+      }
+      log.error({ err: error, path: request.path }, "API request failed");
+      response.status(500).json({ error: "internal error" });
+    }
+  };
+
+  router.get(
+    "/api/repositories",
+    handle(async () => {
+      const repositories = await db.repository.findMany({ orderBy: { name: "asc" }, include: { forest: true, locale: true } });
+      return {
+        body: repositories.map((r) => ({
+          name: r.name,
+          url: r.url,
+          kind: r.kind,
+          forest: r.forest?.name ?? null,
+          locale: r.locale?.code ?? null,
+          archived: r.archived,
+          lastPushId: r.lastPushId,
+          lastSyncedAt: r.lastSyncedAt,
+        })),
+      };
+    }),
+  );
+
+  // `/api/repositories/<name with slashes>/<action>`
+  router.get(
+    "/api/repositories/*path",
+    handle(async (request) => {
+      const segments = ([] as string[]).concat((request.params as { path: string | string[] }).path);
+      const action = segments.pop();
+      const name = segments.join("/");
+      if (!name || (action !== "pushes" && action !== "diff")) return { status: 404, body: { error: "not found: use /api/repositories/<name>/pushes or /diff" } };
+      const repository = await db.repository.findUnique({ where: { name } });
+      if (!repository) return { status: 404, body: { error: `unknown repository ${JSON.stringify(name.slice(0, 200))}` } };
+
+      if (action === "pushes") {
+        const limit = limitFrom(request.query.limit);
+        const pushes = await db.push.findMany({
+          where: { repositoryId: repository.id },
+          orderBy: { pushId: "desc" },
+          take: limit,
+          include: { changesets: { orderBy: { position: "asc" }, include: { changeset: { include: { branch: true } } } } },
+        });
+        return {
+          body: {
+            repository: repository.name,
+            pushes: pushes.map((p) => ({
+              pushId: p.pushId,
+              user: p.user,
+              pushedAt: p.pushedAt,
+              changesets: p.changesets.map(({ changeset: c }) => ({
+                revision: c.revision,
+                author: c.author,
+                description: c.description,
+                date: c.date,
+                branch: c.branch?.name ?? null,
+              })),
+            })),
+          },
+        };
+      }
+
+      const from = revisionFrom("from", request.query.from);
+      const to = revisionFrom("to", request.query.to);
+      const backend = backends[repository.kind];
+      if (!backend) return { status: 501, body: { error: `no ${repository.kind} back end in this process` } };
+      const clone = clonePathFor(config.clones.dir, repository.url);
+      if (!existsSync(clone)) return { status: 404, body: { error: "the repository has no clone yet" } };
+      try {
+        const diff = await backend.diff(clone, from, to, { maxBytes: MAX_DIFF_BYTES });
+        return { body: { repository: repository.name, from, to, truncated: diff.truncated, maxBytes: MAX_DIFF_BYTES, diff: diff.text } };
+      } catch (error) {
+        // Unknown revisions are the usual cause; the tool's message says which.
+        log.info({ err: (error as Error).message, repository: repository.name }, "diff failed");
+        return { status: 404, body: { error: "could not diff these revisions in the clone (unknown revision?)" } };
+      }
+    }),
+  );
+
+  router.get(
+    "/api/comparisons",
+    handle(async (request) => {
+      const limit = limitFrom(request.query.limit);
+      const locale = request.query.locale;
+      if (locale !== undefined && (typeof locale !== "string" || !/^[A-Za-z0-9_-]{1,40}$/.test(locale))) throw new BadRequest("locale must be a locale code");
+      const comparisons = await db.comparison.findMany({
+        where: locale ? { locale: { code: locale } } : {},
+        orderBy: { id: "desc" },
+        take: limit,
+        include: { locale: true, build: true, revisions: { include: { changeset: true } } },
+      });
+      return {
+        body: comparisons.map((c) => ({
+          id: c.id,
+          locale: c.locale.code,
+          config: c.config,
+          completion: c.completion,
+          summary: {
+            errors: c.errors,
+            warnings: c.warnings,
+            missing: c.missing,
+            missing_w: c.missingW,
+            report: c.report,
+            obsolete: c.obsolete,
+            changed: c.changed,
+            changed_w: c.changedW,
+            unchanged: c.unchanged,
+            unchanged_w: c.unchangedW,
+            keys: c.keys,
+          },
+          build: { rootUrl: c.build.rootUrl, taskId: c.build.taskId, runId: c.build.runId, state: c.build.state, resolvedAt: c.build.resolvedAt },
+          revisions: Object.fromEntries(c.revisions.map((r) => [r.repository, r.changeset.revision])),
+          artifact: { name: c.artifactName, link: `/artifacts/${c.id}` },
+        })),
+      };
+    }),
+  );
+  router.get(
+    "/api/jobs",
+    handle(async (request) => {
+      const limit = limitFrom(request.query.limit);
+      const { queue, state, jobId } = request.query;
+      if (queue !== undefined && !(QUEUE_NAMES as readonly unknown[]).includes(queue)) throw new BadRequest(`queue must be one of ${QUEUE_NAMES.join(", ")}`);
+      if (state !== undefined && !["completed", "retrying", "failed", "stalled"].includes(state as string)) throw new BadRequest("state must be completed, retrying, failed or stalled");
+      if (jobId !== undefined && (typeof jobId !== "string" || jobId.length > 300)) throw new BadRequest("jobId must be a job id");
+      const records = await db.jobRecord.findMany({
+        where: { ...(queue ? { queue: queue as string } : {}), ...(state ? { state: state as string } : {}), ...(jobId ? { jobId: jobId as string } : {}) },
+        orderBy: { id: "desc" },
+        take: limit,
+      });
+      return { body: records.map(({ id: _id, ...record }) => record) };
+    }),
+  );
+  return router;
+}

@@ -1,0 +1,137 @@
+/**
+ * The dashboard (`pulse-bridge dashboard`, and part of `start`): one Express
+ * app on DASHBOARD_HOST:DASHBOARD_PORT serving
+ *   /queues          Bull Board (see bull-board.ts for the access policy)
+ *   /healthz         the process is up
+ *   /readyz          Redis, PostgreSQL and the broker(s) answer; 503 names the failing ones
+ *   /metrics         Prometheus: src/metrics.ts plus queue depths read at scrape time
+ *   /artifacts/:id   detail artifacts of comparisons (tc-ingest's router)
+ *   /api/...         read-only JSON API (read-api.ts)
+ * Health, metrics, artifacts and the API are open: they hold no secrets and
+ * change nothing.
+ */
+import type { AddressInfo } from "node:net";
+import type { Server } from "node:http";
+import express from "express";
+import { Registry } from "prom-client";
+import { pulseFeeds, type Config } from "../config.ts";
+import { openDatabase, type Database } from "../db/prisma.ts";
+import { closeQueues, openQueues } from "../jobs/queues.ts";
+import type { Lifecycle } from "../lifecycle.ts";
+import type { Logger } from "../log.ts";
+import { registry } from "../metrics.ts";
+import { createRedis } from "../redis.ts";
+import type { VcsBackend, VcsKind } from "../vcs/backend.ts";
+import { artifactLinkRouter } from "./artifact-link.ts";
+import { BrokerProbe } from "./broker-probe.ts";
+import { BOARD_PATH, bullBoardRouter } from "./bull-board.ts";
+import { registerQueueDepthMetrics } from "./queue-depth-metrics.ts";
+import { readApiRouter } from "./read-api.ts";
+import { checkReadiness } from "./readiness.ts";
+
+export interface DashboardOptions {
+  config: Config;
+  log: Logger;
+  lifecycle: Lifecycle;
+  /** Share a database client with other roles of the same process (start). */
+  db?: Database;
+  /** Diff back ends per repository kind (the hg-sync ones). */
+  backends?: Partial<Record<VcsKind, VcsBackend>>;
+}
+
+export interface DashboardHandle {
+  /** Base URL, e.g. http://127.0.0.1:3000 (the real port when DASHBOARD_PORT=0). */
+  url: string;
+  port: number;
+  server: Server;
+  close(): Promise<void>;
+}
+
+export async function startDashboard(options: DashboardOptions): Promise<DashboardHandle> {
+  const { config, lifecycle } = options;
+  const log = options.log.child({ component: "dashboard" });
+
+  const redis = createRedis(config.redis.url, "producer");
+  redis.on("error", (error) => log.debug({ err: error.message }, "redis connection error"));
+  const db = options.db ?? openDatabase(config.database.url, { max: 5 });
+  const queues = openQueues(redis, config.redis.prefix);
+  for (const queue of Object.values(queues)) queue.on("error", (error) => log.debug({ err: error.message }, "queue error"));
+  const feeds = pulseFeeds(config);
+  const brokers = new Map<string, BrokerProbe>();
+  for (const feed of feeds) if (!brokers.has(feed.connection)) brokers.set(feed.connection, new BrokerProbe(feed.url));
+
+  // Our gauges live in a registry of their own, merged at scrape time, so a
+  // second dashboard in one process (tests) does not clash on names.
+  const depthRegistry = new Registry();
+  registerQueueDepthMetrics(depthRegistry, { config, queues, feeds, brokers, log });
+
+  const app = express();
+  app.disable("x-powered-by");
+  app.get("/", (_request, response) => response.redirect(BOARD_PATH));
+  app.get("/healthz", (_request, response) => {
+    response.json({ status: "ok" });
+  });
+  app.get("/readyz", async (_request, response) => {
+    const report = await checkReadiness({ redis, db, brokers });
+    if (!report.ready) log.warn({ checks: report.checks }, "not ready");
+    response.status(report.ready ? 200 : 503).json(report);
+  });
+  app.get("/metrics", async (_request, response) => {
+    try {
+      const merged = Registry.merge([registry, depthRegistry]);
+      response.setHeader("Content-Type", merged.contentType);
+      response.send(await merged.metrics());
+    } catch (error) {
+      log.error({ err: error }, "metrics failed");
+      response.status(500).send("metrics failed\n");
+    }
+  });
+  app.use(BOARD_PATH, bullBoardRouter(queues, { credentials: config.dashboard.user && config.dashboard.password ? { user: config.dashboard.user, password: config.dashboard.password } : undefined }));
+  app.use(artifactLinkRouter({ db, log, requestTimeoutMs: config.taskcluster.requestTimeoutMs }));
+  app.use(readApiRouter({ config, db, log, backends: options.backends ?? {} }));
+  app.use((_request, response) => {
+    response.status(404).json({ error: "not found" });
+  });
+  // Express 5 forwards rejected handlers here; answer without leaking details.
+  app.use((error: Error, request: express.Request, response: express.Response, _next: express.NextFunction) => {
+    log.error({ err: error, path: request.path }, "request failed");
+    if (!response.headersSent) response.status(500).json({ error: "internal error" });
+  });
+
+  const releaseConnections = async () => {
+    await Promise.all([...brokers.values()].map((probe) => probe.close()));
+    await closeQueues(queues).catch(() => {});
+    await redis.quit().catch(() => redis.disconnect());
+    if (!options.db) await db.$disconnect();
+  };
+  let server: Server;
+  try {
+    server = await new Promise<Server>((resolve, reject) => {
+      const listening = app.listen(config.dashboard.port, config.dashboard.host, (error?: Error) => (error ? reject(error) : resolve(listening)));
+      listening.on("error", reject);
+    });
+  } catch (error) {
+    // e.g. EADDRINUSE: nothing else is registered yet, so release here.
+    await releaseConnections();
+    throw new Error(`dashboard cannot listen on ${config.dashboard.host}:${config.dashboard.port}: ${(error as Error).message}`);
+  }
+  server.on("error", (error) => log.error({ err: error.message }, "dashboard server error"));
+  const port = (server.address() as AddressInfo).port;
+  const host = config.dashboard.host.includes(":") ? `[${config.dashboard.host}]` : config.dashboard.host;
+  const url = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Keep-alive connections (browsers) would hold close() open.
+        server.closeIdleConnections();
+        setTimeout(() => server.closeAllConnections(), 2_000).unref();
+      });
+      await releaseConnections();
+    })());
+  lifecycle.defer("dashboard", close);
+  log.info({ url, readOnly: !config.dashboard.user }, "dashboard listening");
+  return { url, port, server, close };
+}

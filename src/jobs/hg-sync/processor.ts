@@ -1,0 +1,116 @@
+/**
+ * The hg-sync job processor: decides what a job means for the database
+ * (untracked repository → done, nothing to do), serializes syncs per
+ * repository with a Redis lock, and records each locked interval.
+ *
+ * When another worker holds the repository's lock the job is moved back to
+ * delayed (BullMQ's DelayedError: no attempt is used up) and runs again
+ * shortly; it then finds whatever the other sync stored and adds the rest.
+ */
+import { DelayedError, type Job } from "bullmq";
+import type { Config } from "../../config.ts";
+import type { Database } from "../../db/prisma.ts";
+import type { Logger } from "../../log.ts";
+import type { Redis } from "../../redis.ts";
+import { backendFor } from "../../vcs/backends.ts";
+import { checkRepositoryUrl } from "../../vcs/url-policy.ts";
+import type { HgSyncJob } from "../contracts.ts";
+import { hgSyncJobRequest, repositoryKey } from "../job-requests.ts";
+import { addJob, type Queues } from "../queues.ts";
+import { RepositoryLock } from "./repository-lock.ts";
+import { finishSyncRun, startSyncRun } from "./sync-runs.ts";
+import { syncRepository, type SyncOutcome } from "./sync-repository.ts";
+import { findRepository, forestFor, trackRepository, type TrackedRepository } from "./tracking.ts";
+
+/** repoUrl of the periodic job that pokes every tracked repository. */
+export const RECONCILE_ALL = "*";
+
+export type SyncResult = { skipped: string; repoUrl: string } | { reconciled: number } | ({ repository: string } & SyncOutcome);
+
+export interface ProcessorDeps {
+  config: Config;
+  db: Database;
+  redis: Redis;
+  queues: Queues;
+  log: Logger;
+  workerName: string;
+}
+
+export function lockKey(config: Config, repoUrl: string): string {
+  return `${config.redis.prefix}:hg-sync:lock:${repositoryKey(repoUrl)}`;
+}
+
+async function resolveRepository(deps: ProcessorDeps, data: HgSyncJob): Promise<TrackedRepository | string> {
+  const repo = await findRepository(deps.db, data.repoUrl);
+  if (repo) {
+    if (repo.archived) return "repository is archived";
+    if (data.kind === "git-push" && repo.kind !== "git") return "repository is not a git repository";
+    return repo;
+  }
+  if (data.kind !== "hg-newrepo") return "repository not tracked";
+  const forest = await forestFor(deps.db, data.repoUrl);
+  if (!forest) return "new repository is not under a tracked forest";
+  // Refused URLs fail here, before anything is created or spawned.
+  const url = checkRepositoryUrl(data.repoUrl, deps.config.clones.allowedHosts);
+  const segments = new URL(url).pathname.split("/").filter(Boolean);
+  const created = await trackRepository(deps.db, deps.config.clones.allowedHosts, url, { kind: "hg", forest: forest.name, locale: segments.at(-1) });
+  deps.log.info({ repository: created.name, forest: forest.name }, "tracking new repository under forest");
+  return (await findRepository(deps.db, url))!;
+}
+
+export async function processHgSyncJob(deps: ProcessorDeps, job: Job<HgSyncJob>, token: string | undefined): Promise<SyncResult> {
+  const { config, db, log } = deps;
+  const data = job.data;
+  if (data.kind === "reconcile" && data.repoUrl === RECONCILE_ALL) {
+    const repositories = await db.repository.findMany({ where: { archived: false }, select: { url: true } });
+    for (const { url } of repositories) await addJob(deps.queues, hgSyncJobRequest({ kind: "reconcile", repoUrl: url }));
+    return { reconciled: repositories.length };
+  }
+
+  const resolved = await resolveRepository(deps, data);
+  if (typeof resolved === "string") return { skipped: resolved, repoUrl: String(data.repoUrl).slice(0, 300) };
+  const repo = resolved;
+  // ALLOWED_HOSTS may have changed since the repository was tracked, or the
+  // row was written by hand: check again before any process runs.
+  checkRepositoryUrl(repo.url, config.clones.allowedHosts);
+
+  const lock = await RepositoryLock.acquire(deps.redis, lockKey(config, repo.url), config.hgSync.lockTtlMs);
+  if (!lock) {
+    if (!token) throw new Error("repository is being synced by another worker");
+    const wait = 500 + Math.floor(Math.random() * 1500);
+    log.debug({ jobId: job.id, repository: repo.name, wait }, "repository locked by another sync; delaying");
+    await job.moveToDelayed(Date.now() + wait, token);
+    throw new DelayedError();
+  }
+  const jobLog = log.child({ jobId: job.id, repository: repo.name });
+  let runId: number | undefined;
+  try {
+    // Re-read under the lock: the previous holder may have moved lastPushId.
+    const current = (await findRepository(db, repo.url)) ?? repo;
+    runId = await startSyncRun(db, repo.id, String(job.id), deps.workerName);
+    const work = data.kind === "git-push" ? { kind: "git-push" as const, push: data } : data.kind === "hg-newrepo" ? { kind: "all-history" as const } : { kind: "poke" as const };
+    const outcome = await syncRepository(
+      {
+        db,
+        log: jobLog,
+        backend: backendFor(repo.kind),
+        clonesDir: config.clones.dir,
+        staleAfterMs: config.hgSync.lockTtlMs,
+        assertHeld: () => lock.assertHeld(),
+        signal: lock.signal,
+      },
+      current,
+      work,
+    );
+    lock.assertHeld();
+    await db.repository.update({ where: { id: repo.id }, data: { lastSyncedAt: new Date() } });
+    await finishSyncRun(db, runId, "completed", outcome.pushesStored);
+    jobLog.info({ ...outcome }, "repository synced");
+    return { repository: repo.name, ...outcome };
+  } catch (error) {
+    if (runId !== undefined) await finishSyncRun(db, runId, `failed: ${(error as Error).message}`, 0).catch(() => {});
+    throw error;
+  } finally {
+    await lock.release().catch((error: Error) => jobLog.warn({ err: error.message }, "could not release sync lock (it expires by itself)"));
+  }
+}

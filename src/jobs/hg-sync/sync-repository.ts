@@ -1,0 +1,167 @@
+/**
+ * One sync of one repository, run while holding its lock: bring the clone up
+ * to date, then store what is new.
+ *
+ * - hg pokes (push, reconcile, newrepo): every pushlog entry after
+ *   `lastPushId` up to the pushlog's `lastpushid`, in pages, each page's
+ *   changesets first and then its pushes with the new `lastPushId` (one
+ *   transaction), so an interrupted sync resumes where it stopped.
+ * - newrepo additionally stores every changeset reachable from the heads.
+ * - git push: the pushed commits not yet stored, then one Push for the event.
+ * - git reconcile: every commit reachable from the branches not yet stored.
+ */
+import type { Database } from "../../db/prisma.ts";
+import type { Logger } from "../../log.ts";
+import type { ChangesetRecord, VcsBackend } from "../../vcs/backend.ts";
+import { updateClone } from "../../vcs/clone-store.ts";
+import { MissingRevisionError } from "../../vcs/missing-revision-error.ts";
+import type { GitPushJob } from "../contracts.ts";
+import { knownRevisions, linkChangesets, storeChangesets, storeGitPush, storePushes } from "./history-writer.ts";
+import { fetchPushlogPage, PUSHLOG_PAGE_SIZE, type PushlogPage } from "./pushlog-client.ts";
+import type { TrackedRepository } from "./tracking.ts";
+
+export interface SyncContext {
+  db: Database;
+  log: Logger;
+  backend: VcsBackend;
+  clonesDir: string;
+  staleAfterMs: number;
+  /** Throws if the repository lock was lost; called before each write. */
+  assertHeld(): void;
+  signal?: AbortSignal;
+}
+
+export interface SyncOutcome {
+  cloned: boolean;
+  repairs: string[];
+  changesetsStored: number;
+  pushesStored: number;
+  lastPushId: number;
+  gitPushId?: number;
+}
+
+const BATCH = 2000;
+
+/**
+ * Stores the given revisions (oldest first) that the repository lacks, in
+ * batches; the next batch is read from the clone while one is being written.
+ */
+async function storeMissing(context: SyncContext, repo: TrackedRepository, clonePath: string, revisions: string[], progress = false): Promise<number> {
+  const { db, log, backend } = context;
+  let stored = 0;
+  const started = Date.now();
+  const read = async (start: number): Promise<ChangesetRecord[]> => {
+    const slice = revisions.slice(start, start + BATCH);
+    const known = await knownRevisions(db, repo.id, slice);
+    const wanted = slice.filter((rev) => !known.has(rev));
+    let records: ChangesetRecord[] = [];
+    for await (const batch of backend.readChangesets(clonePath, wanted, BATCH)) records = records.concat(batch);
+    return records;
+  };
+  let next = revisions.length ? read(0) : undefined;
+  for (let start = 0; start < revisions.length; start += BATCH) {
+    const records = await next!;
+    next = start + BATCH < revisions.length ? read(start + BATCH) : undefined;
+    // An unawaited prefetch must not become an unhandled rejection if this write fails.
+    next?.catch(() => {});
+    context.assertHeld();
+    stored += await storeChangesets(db, repo.id, records);
+    if (progress || revisions.length > BATCH) {
+      log.info({ repository: repo.name, done: Math.min(start + BATCH, revisions.length), total: revisions.length, elapsedMs: Date.now() - started }, "storing history");
+    }
+  }
+  return stored;
+}
+
+async function ingestPushlog(context: SyncContext, repo: TrackedRepository, clonePath: string, outcome: SyncOutcome, firstPage?: Promise<PushlogPage>): Promise<void> {
+  let start = repo.lastPushId;
+  let pulledAgain = false;
+  for (;;) {
+    const page = await (firstPage ?? fetchPushlogPage(repo.url, start, start + PUSHLOG_PAGE_SIZE));
+    firstPage = undefined;
+    const revisions = page.pushes.flatMap((push) => push.changesets);
+    try {
+      outcome.changesetsStored += await storeMissing(context, repo, clonePath, revisions);
+    } catch (error) {
+      // The pushlog was read while pulling: a push that landed meanwhile can
+      // be listed but not pulled. Pull once more; after that it is a retry.
+      if (!(error instanceof MissingRevisionError) || pulledAgain) throw error;
+      context.log.info({ revision: error.revision }, "pushlog names a revision the clone lacks; pulling again");
+      pulledAgain = true;
+      await context.backend.pull(clonePath, repo.url, { log: context.log, signal: context.signal });
+      firstPage = Promise.resolve(page);
+      continue;
+    }
+    await linkChangesets(context.db, repo.id, revisions);
+    context.assertHeld();
+    outcome.pushesStored += await storePushes(
+      context.db,
+      repo.id,
+      page.pushes.map((push) => ({ pushId: push.pushId, user: push.user, pushedAt: push.date, revisions: push.changesets })),
+    );
+    const pageEnd = Math.min(start + PUSHLOG_PAGE_SIZE, page.lastPushId);
+    outcome.lastPushId = Math.max(outcome.lastPushId, ...page.pushes.map((p) => p.pushId));
+    if (pageEnd >= page.lastPushId || pageEnd <= start) break;
+    start = pageEnd;
+  }
+}
+
+export async function syncRepository(
+  context: SyncContext,
+  repo: TrackedRepository,
+  work: { kind: "poke" } | { kind: "all-history" } | { kind: "git-push"; push: GitPushJob },
+): Promise<SyncOutcome> {
+  const { db, log, backend } = context;
+  // The first pushlog page is asked for while pulling: the two round trips overlap.
+  const firstPage = backend.kind === "hg" ? fetchPushlogPage(repo.url, repo.lastPushId, repo.lastPushId + PUSHLOG_PAGE_SIZE) : undefined;
+  firstPage?.catch(() => {});
+  const clone = await updateClone({ backend, clonesDir: context.clonesDir, url: repo.url, staleAfterMs: context.staleAfterMs, log, signal: context.signal });
+  const outcome: SyncOutcome = { cloned: clone.cloned, repairs: clone.repairs, changesetsStored: 0, pushesStored: 0, lastPushId: repo.lastPushId };
+
+  if (backend.kind === "hg") {
+    if (work.kind === "all-history") {
+      const all = await backend.ancestors(clone.path, await backend.heads(clone.path));
+      outcome.changesetsStored += await storeMissing(context, repo, clone.path, all, true);
+    }
+    await ingestPushlog(context, repo, clone.path, outcome, firstPage);
+    return outcome;
+  }
+
+  // git
+  const heads = await backend.heads(clone.path);
+  if (work.kind !== "git-push") {
+    outcome.changesetsStored += await storeMissing(context, repo, clone.path, await backend.ancestors(clone.path, heads), true);
+    return outcome;
+  }
+  const { push } = work;
+  const existing = await db.push.findUnique({ where: { repositoryId_eventId: { repositoryId: repo.id, eventId: push.eventId } }, select: { pushId: true } });
+  if (existing) {
+    outcome.gitPushId = existing.pushId;
+    return outcome;
+  }
+  const zero = /^0+$/;
+  const after = zero.test(push.after) ? undefined : push.after.toLowerCase();
+  let reachable: string[] = [];
+  if (after) {
+    const before = zero.test(push.before) ? [] : [push.before.toLowerCase()];
+    // Without a usable `before` (new branch, force push to unknown history)
+    // the whole history of `after` is the candidate set; known ones are skipped.
+    const known = before.length ? await backend.ancestors(clone.path, before).then(() => before, () => []) : [];
+    try {
+      reachable = await backend.ancestors(clone.path, [after], known);
+    } catch {
+      throw new MissingRevisionError(after);
+    }
+  }
+  outcome.changesetsStored += await storeMissing(context, repo, clone.path, reachable, true);
+  const reachableSet = new Set(reachable);
+  const eventCommits = push.commits.map((c) => c.toLowerCase()).filter((c) => reachableSet.has(c));
+  const pushRevisions = eventCommits.length ? eventCommits : reachable.slice(-250);
+  context.assertHeld();
+  outcome.gitPushId = await storeGitPush(db, repo.id, { eventId: push.eventId, user: push.pusher, pushedAt: new Date(push.pushedAt), revisions: pushRevisions });
+  if (outcome.gitPushId !== undefined) {
+    outcome.pushesStored = 1;
+    outcome.lastPushId = outcome.gitPushId;
+  }
+  return outcome;
+}

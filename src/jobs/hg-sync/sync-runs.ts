@@ -1,0 +1,18 @@
+/**
+ * SyncRun rows: one per interval a worker held a repository's lock, with the
+ * database's clock at both ends (all processes share it), so overlaps can be
+ * checked from the table alone. Started right after acquiring, finished
+ * right before releasing.
+ */
+import type { Database } from "../../db/prisma.ts";
+
+export async function startSyncRun(db: Database, repositoryId: number, jobId: string, worker: string): Promise<number> {
+  const [row] = await db.$queryRaw<Array<{ id: number }>>`
+    INSERT INTO "SyncRun" ("repositoryId", "jobId", worker, "startedAt") VALUES (${repositoryId}, ${jobId}, ${worker}, clock_timestamp()) RETURNING id`;
+  return row!.id;
+}
+
+export async function finishSyncRun(db: Database, id: number, outcome: string, pushesStored: number): Promise<void> {
+  await db.$executeRaw`
+    UPDATE "SyncRun" SET "finishedAt" = clock_timestamp(), outcome = ${outcome.slice(0, 500)}, "pushesStored" = ${pushesStored} WHERE id = ${id}`;
+}

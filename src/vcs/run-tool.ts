@@ -1,0 +1,105 @@
+/**
+ * Runs hg or git as a child process: argument list (never a shell), a
+ * minimal environment (nothing from the worker's own environment leaks in:
+ * no credentials, no user config, no EDITOR/pager), bounded output, and
+ * progress lines handed to a callback.
+ */
+import { spawn } from "node:child_process";
+
+/** PATH is the only thing inherited, so the tools can be found. */
+export function minimalEnv(extra: Record<string, string>): Record<string, string> {
+  return { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C.UTF-8", LC_ALL: "C.UTF-8", ...extra };
+}
+
+export class ToolError extends Error {
+  override name = "ToolError";
+  constructor(
+    readonly command: string,
+    readonly code: number | null,
+    readonly stderr: string,
+  ) {
+    super(`${command} failed (${code === null ? "killed" : `exit ${code}`}): ${stderr.trim().split("\n").slice(-3).join(" | ").slice(0, 500)}`);
+  }
+}
+
+export interface RunOptions {
+  env: Record<string, string>;
+  cwd?: string;
+  signal?: AbortSignal;
+  /** Stop reading (and kill the tool) beyond this many stdout bytes. */
+  maxBytes?: number;
+  /** Called with each stdout chunk instead of buffering it. */
+  onStdout?: (chunk: Buffer) => void;
+  /** Called with each stderr line (progress messages). */
+  onStderrLine?: (line: string) => void;
+  /** Feed this to stdin. */
+  input?: string;
+}
+
+export interface RunResult {
+  stdout: Buffer;
+  truncated: boolean;
+}
+
+export function runTool(executable: string, args: string[], options: RunOptions): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(executable, args, {
+      env: options.env,
+      cwd: options.cwd,
+      stdio: ["pipe", "pipe", "pipe"],
+      signal: options.signal,
+    });
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    let truncated = false;
+    let stderr = "";
+    let pendingLine = "";
+    child.on("error", (error) => reject(error));
+    child.stdin.on("error", () => {});
+    child.stdin.end(options.input ?? "");
+    child.stdout.on("data", (chunk: Buffer) => {
+      if (truncated) return;
+      if (options.onStdout) return options.onStdout(chunk);
+      if (options.maxBytes !== undefined && bytes + chunk.length > options.maxBytes) {
+        chunks.push(chunk.subarray(0, options.maxBytes - bytes));
+        bytes = options.maxBytes;
+        truncated = true;
+        child.kill("SIGTERM");
+        return;
+      }
+      chunks.push(chunk);
+      bytes += chunk.length;
+    });
+    child.stderr.on("data", (chunk: Buffer) => {
+      const text = chunk.toString("utf8");
+      if (stderr.length < 64_000) stderr += text;
+      if (options.onStderrLine) {
+        const lines = (pendingLine + text).split(/[\r\n]+/);
+        pendingLine = lines.pop() ?? "";
+        for (const line of lines) if (line.trim()) options.onStderrLine(line.trim());
+      }
+    });
+    child.on("close", (code) => {
+      if (truncated) return resolve({ stdout: Buffer.concat(chunks), truncated });
+      if (code !== 0) return reject(new ToolError(`${executable} ${args.find((a) => !a.startsWith("-")) ?? ""}`.trim(), code, stderr));
+      resolve({ stdout: Buffer.concat(chunks), truncated });
+    });
+  });
+}
+
+/**
+ * Logs a long transfer's progress: every tool line at debug level, and at
+ * most one info line per `everyMs` with the elapsed time and latest line.
+ */
+export function progressLogger(log: { info: (obj: object, msg: string) => void; debug: (obj: object, msg: string) => void }, what: string, everyMs = 10_000) {
+  const started = Date.now();
+  let lastInfo = started;
+  return (line: string) => {
+    log.debug({ progress: line }, what);
+    const now = Date.now();
+    if (now - lastInfo >= everyMs) {
+      lastInfo = now;
+      log.info({ elapsedMs: now - started, progress: line.slice(0, 200) }, `${what} in progress`);
+    }
+  };
+}

@@ -1,0 +1,94 @@
+/** Shared helpers of the hg-sync tests: an in-process worker pool and job waiting. */
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { Queue, type Job } from "bullmq";
+import { Redis } from "ioredis";
+import type { Config } from "../../src/config.ts";
+import type { HgSyncJob } from "../../src/jobs/contracts.ts";
+import { hgSyncPool } from "../../src/jobs/hg-sync/pool.ts";
+import { hgSyncJobRequest } from "../../src/jobs/job-requests.ts";
+import { startPool } from "../../src/jobs/start-pool.ts";
+import { Lifecycle } from "../../src/lifecycle.ts";
+import { createLogger } from "../../src/log.ts";
+import { waitFor } from "../support/wait-for.ts";
+
+export async function startWorker(config: Config, concurrency = 2) {
+  const log = createLogger(config.logLevel, "test-worker");
+  const lifecycle = new Lifecycle(log);
+  await startPool(hgSyncPool, { config, log, lifecycle, concurrency });
+  return { stop: () => lifecycle.shutdown("test done") };
+}
+
+export function openQueue(config: Config) {
+  const connection = new Redis(config.redis.url, { maxRetriesPerRequest: null });
+  connection.on("error", () => {});
+  const queue = new Queue<HgSyncJob>("hg-sync", { connection, prefix: config.redis.prefix });
+  queue.on("error", () => {});
+  return {
+    queue,
+    async add(data: HgSyncJob): Promise<string> {
+      const request = hgSyncJobRequest(data);
+      const job = await queue.add(request.name, request.data, request.opts);
+      return job.id ?? request.opts.jobId;
+    },
+    /** Waits until the job has completed or failed for good; returns it. */
+    async finished(jobId: string, timeoutMs = 30_000): Promise<Job<HgSyncJob>> {
+      return waitFor(
+        `job ${jobId} to finish`,
+        async () => {
+          const job = await queue.getJob(jobId);
+          if (!job) return undefined;
+          const state = await job.getState();
+          if (state === "completed") return job;
+          // A failed attempt ends the wait too: tests expect none (or assert the reason).
+          if ((state === "failed" || state === "delayed") && job.failedReason) return job;
+          return undefined;
+        },
+        { timeoutMs },
+      );
+    },
+    async close() {
+      await queue.close();
+      connection.disconnect();
+    },
+  };
+}
+
+export function message(routingKey: string) {
+  return { connection: "pulse", feed: "hgpushes" as const, exchange: "exchange/hgpushes/v2", routingKey, body: "{}", bodyEncoding: "utf8" as const, headers: {}, redelivered: false, receivedAt: new Date().toISOString() };
+}
+
+/**
+ * A real `pulse-bridge worker hg-sync` process (through tsx, so no build is
+ * needed). Its stderr (JSON logs) is kept for diagnosis.
+ */
+export function spawnWorker(env: Record<string, string>, options: { concurrency?: number; extraEnv?: Record<string, string> } = {}) {
+  const root = fileURLToPath(new URL("../..", import.meta.url));
+  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "worker", "hg-sync", "--concurrency", String(options.concurrency ?? 2)], {
+    cwd: root,
+    env: { ...process.env, ...env, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "info", ...options.extraEnv },
+    stdio: ["ignore", "ignore", "pipe"],
+    // Own process group: kill() takes the worker's hg/git children with it,
+    // as a crashed container or machine would.
+    detached: true,
+  });
+  let logs = "";
+  child.stderr!.on("data", (chunk) => {
+    logs += chunk;
+    if (logs.length > 2_000_000) logs = logs.slice(-1_000_000);
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return {
+    child,
+    logs: () => logs,
+    started: () => waitFor("worker to start", () => logs.includes("worker pool started"), { timeoutMs: 30_000 }),
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      return exited;
+    },
+    kill() {
+      process.kill(-child.pid!, "SIGKILL");
+      return exited;
+    },
+  };
+}

@@ -1,0 +1,126 @@
+/**
+ * Local git repositories served over HTTP (smart protocol) by
+ * `git http-backend` behind a small Node server, so git repositories are
+ * cloned through the same http(s)-only URL policy as in production.
+ * Tests commit into a work tree and push to the served bare repository.
+ */
+import { execFile, spawn } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+
+export interface GitUpstream {
+  url: string;
+  repoUrl(name: string): string;
+  createRepo(name: string): Promise<string>;
+  /** Commits `files` (null removes) on `branch` and pushes; returns the new sha. */
+  commit(name: string, files: Record<string, string | null>, message: string, branch?: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function startGitUpstream(): Promise<GitUpstream> {
+  const root = await mkdtemp(path.join(tmpdir(), "pb-git-upstream-"));
+  const served = path.join(root, "served");
+  const work = path.join(root, "work");
+  await mkdir(served);
+  await mkdir(work);
+  const env = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    HOME: root,
+    GIT_CONFIG_NOSYSTEM: "1",
+    GIT_CONFIG_GLOBAL: "/dev/null",
+    GIT_AUTHOR_NAME: "Git Author",
+    GIT_AUTHOR_EMAIL: "author@example.com",
+    GIT_COMMITTER_NAME: "Git Author",
+    GIT_COMMITTER_EMAIL: "author@example.com",
+  };
+  const git = (cwd: string, ...args: string[]) => run("git", args, { cwd, env });
+
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://x");
+    const cgi = spawn("git", ["http-backend"], {
+      env: {
+        ...env,
+        GIT_PROJECT_ROOT: served,
+        GIT_HTTP_EXPORT_ALL: "1",
+        PATH_INFO: decodeURIComponent(url.pathname),
+        QUERY_STRING: url.search.replace(/^\?/, ""),
+        REQUEST_METHOD: req.method ?? "GET",
+        CONTENT_TYPE: req.headers["content-type"] ?? "",
+        REMOTE_ADDR: "127.0.0.1",
+        ...(req.headers["content-encoding"] ? { HTTP_CONTENT_ENCODING: req.headers["content-encoding"] } : {}),
+        ...(req.headers["git-protocol"] ? { GIT_PROTOCOL: String(req.headers["git-protocol"]) } : {}),
+      },
+      stdio: ["pipe", "pipe", "ignore"],
+    });
+    cgi.on("error", () => res.destroy());
+    cgi.stdin.on("error", () => {});
+    req.pipe(cgi.stdin);
+    // CGI answer: headers, blank line, body.
+    let head = Buffer.alloc(0);
+    let headersDone = false;
+    cgi.stdout.on("data", (chunk: Buffer) => {
+      if (headersDone) return void res.write(chunk);
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      headersDone = true;
+      let status = 200;
+      for (const line of head.subarray(0, end).toString("latin1").split("\r\n")) {
+        const colon = line.indexOf(":");
+        const name = line.slice(0, colon).trim();
+        const value = line.slice(colon + 1).trim();
+        if (name.toLowerCase() === "status") status = Number(value.split(" ")[0]);
+        else res.setHeader(name, value);
+      }
+      res.writeHead(status);
+      res.write(head.subarray(end + 4));
+    });
+    cgi.stdout.on("end", () => res.end());
+  });
+  server.on("error", () => {});
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  return {
+    url: base,
+    repoUrl: (name) => `${base}/${name}.git`,
+    async createRepo(name) {
+      const bare = path.join(served, `${name}.git`);
+      await mkdir(path.dirname(bare), { recursive: true });
+      await run("git", ["init", "-q", "--bare", "-b", "main", bare], { env });
+      const tree = path.join(work, name);
+      await mkdir(tree, { recursive: true });
+      await git(tree, "init", "-q", "-b", "main");
+      await git(tree, "remote", "add", "origin", bare);
+      return `${base}/${name}.git`;
+    },
+    async commit(name, files, message, branch = "main") {
+      const tree = path.join(work, name);
+      const branches = (await git(tree, "branch", "--list", branch)).stdout.trim();
+      const hasCommits = (await git(tree, "rev-parse", "--verify", "-q", "HEAD").catch(() => ({ stdout: "" }))).stdout.trim() !== "";
+      if (hasCommits) await git(tree, "checkout", "-q", ...(branches ? [branch] : ["-b", branch]));
+      for (const [file, content] of Object.entries(files)) {
+        if (content === null) await git(tree, "rm", "-q", file);
+        else {
+          await mkdir(path.dirname(path.join(tree, file)), { recursive: true });
+          await writeFile(path.join(tree, file), content);
+          await git(tree, "add", file);
+        }
+      }
+      await git(tree, "commit", "-q", "-m", message);
+      await git(tree, "push", "-q", "origin", branch);
+      return (await git(tree, "rev-parse", "HEAD")).stdout.trim();
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}
