@@ -22,6 +22,19 @@ export class ToolError extends Error {
   }
 }
 
+/** Global options of hg and git that take a value: their value is not the subcommand. */
+const OPTIONS_WITH_VALUE = new Set(["--config", "-c", "-R", "--repository", "--cwd", "-C", "--encoding"]);
+
+/** The subcommand of an hg/git argument list (`pull` in `--config x=y pull -R r`), for error messages. */
+export function subcommandOf(args: readonly string[]): string {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (OPTIONS_WITH_VALUE.has(arg)) i++;
+    else if (!arg.startsWith("-")) return arg;
+  }
+  return "";
+}
+
 export interface RunOptions {
   env: Record<string, string>;
   cwd?: string;
@@ -81,7 +94,7 @@ export function runTool(executable: string, args: string[], options: RunOptions)
     });
     child.on("close", (code) => {
       if (truncated) return resolve({ stdout: Buffer.concat(chunks), truncated });
-      if (code !== 0) return reject(new ToolError(`${executable} ${args.find((a) => !a.startsWith("-")) ?? ""}`.trim(), code, stderr));
+      if (code !== 0) return reject(new ToolError(`${executable} ${subcommandOf(args)}`.trim(), code, stderr));
       resolve({ stdout: Buffer.concat(chunks), truncated });
     });
   });

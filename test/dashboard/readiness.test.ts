@@ -5,7 +5,7 @@ import { createLogger } from "../../src/log.ts";
 import { startDashboard, type DashboardHandle } from "../../src/dashboard/server.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
-import { PrivateRedis } from "./private-redis.ts";
+import { startPrivateRedis, type PrivateRedis } from "../support/private-redis.ts";
 
 let env: TestEnvironment;
 let redis: PrivateRedis;
@@ -14,14 +14,14 @@ let lifecycle: Lifecycle;
 
 beforeAll(async () => {
   env = await createTestEnvironment("readiness");
-  redis = await PrivateRedis.start();
+  redis = await startPrivateRedis();
   const log = createLogger("silent", "test");
   lifecycle = new Lifecycle(log);
   dashboard = await startDashboard({ config: env.configWith({ REDIS_URL: redis.url, DASHBOARD_PORT: "0" }), log, lifecycle });
 });
 afterAll(async () => {
   await lifecycle?.shutdown();
-  await redis?.stop();
+  await redis?.kill();
   await env?.cleanup();
 });
 
@@ -43,7 +43,7 @@ describe("health endpoints", () => {
     });
     expect(healthy.body.checks).toMatchObject({ redis: { ok: true }, postgres: { ok: true }, broker: { ok: true } });
 
-    await redis.stop();
+    await redis.kill();
     const sick = await waitFor("not ready", async () => {
       const answer = await readyz();
       return answer.status === 503 ? answer : undefined;
@@ -54,7 +54,7 @@ describe("health endpoints", () => {
     expect(sick.body.checks.postgres!.ok).toBe(true);
     expect(sick.body.checks.broker!.ok).toBe(true);
 
-    await redis.resume();
+    await redis.start();
     await waitFor("ready again", async () => (await readyz()).status === 200);
   });
 });
