@@ -7,6 +7,12 @@
 import type { Database } from "../../db/prisma.ts";
 
 export async function startSyncRun(db: Database, repositoryId: number, jobId: string, worker: string): Promise<number> {
+  // We hold the lock, so an earlier run of this repository still open belongs
+  // to a worker that died holding it (its lock expired). Mark it: its end is
+  // unknown (some time before our start), so finishedAt stays empty.
+  await db.$executeRaw`
+    UPDATE "SyncRun" SET outcome = 'abandoned: worker died while holding the lock'
+     WHERE "repositoryId" = ${repositoryId} AND "finishedAt" IS NULL AND outcome IS NULL`;
   const [row] = await db.$queryRaw<Array<{ id: number }>>`
     INSERT INTO "SyncRun" ("repositoryId", "jobId", worker, "startedAt") VALUES (${repositoryId}, ${jobId}, ${worker}, clock_timestamp()) RETURNING id`;
   return row!.id;
