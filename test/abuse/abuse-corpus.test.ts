@@ -13,20 +13,20 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBridge, type BridgeHandle } from "../../src/bridge/bridge.ts";
+import type { BridgeHandle } from "../../src/bridge/bridge.ts";
 import { routeMessage, type RouteDecision } from "../../src/bridge/route-message.ts";
 import { pulseFeeds, type Config } from "../../src/config.ts";
-import { closeQueues, openQueues, type Queues } from "../../src/jobs/queues.ts";
+import type { Queues } from "../../src/jobs/queues.ts";
 import { parseElmoJson } from "../../src/jobs/tc-ingest/elmo-json.ts";
 import { createLogger } from "../../src/log.ts";
-import { createRedis, type Redis } from "../../src/redis.ts";
 import type { VcsBackend } from "../../src/vcs/backend.ts";
 import { clonePathFor } from "../../src/vcs/clone-path.ts";
 import { checkRepositoryUrl, RefusedUrlError } from "../../src/vcs/url-policy.ts";
-import { declareExchanges, openPublisher, queueDepths, type Publisher } from "../support/pulse.ts";
+import { queueDepths, type Publisher } from "../support/pulse.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
 import { CORPUS_SIZE, ELMO_CASES, MESSAGE_CASES, URL_CASES, type MessageCase } from "./corpus.ts";
+import { startRunningBridge, type RunningBridge } from "../support/running-bridge.ts";
 
 const ALLOWED_HOSTS = "127.0.0.1,hg.mozilla.org,github.com";
 
@@ -163,23 +163,16 @@ describe("elmo.json through its schema", () => {
 describe("end to end through a running bridge", () => {
   let bridge: BridgeHandle;
   let publisher: Publisher;
-  let redis: Redis;
   let queues: Queues;
+  let running: RunningBridge;
 
   beforeAll(async () => {
-    publisher = await openPublisher();
-    await declareExchanges(publisher, config);
-    bridge = await startBridge({ config, log });
-    await waitFor("the bridge to consume every feed", () => bridge.status().feeds.every((f) => f.consuming));
-    redis = createRedis(config.redis.url, "worker");
-    queues = openQueues(redis, config.redis.prefix);
+    running = await startRunningBridge(config, { log });
+    ({ bridge, publisher, queues } = running);
   });
 
   afterAll(async () => {
-    await bridge?.close();
-    await publisher?.close();
-    if (queues) await closeQueues(queues);
-    redis?.disconnect();
+    await running?.close();
   });
 
   it("every hostile message is acked and lands where routeMessage says, and the bridge keeps running", async () => {

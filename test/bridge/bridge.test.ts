@@ -5,41 +5,34 @@
  */
 import type { Job, Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBridge, type BridgeHandle } from "../../src/bridge/bridge.ts";
+import type { BridgeHandle } from "../../src/bridge/bridge.ts";
 import { MAX_BODY_BYTES } from "../../src/bridge/route-message.ts";
 import type { Config } from "../../src/config.ts";
-import { closeQueues, openQueues, type Queues } from "../../src/jobs/queues.ts";
-import { createLogger } from "../../src/log.ts";
+import type { Queues } from "../../src/jobs/queues.ts";
 import { messagesConsumed, messagesDeadLettered, messagesIgnored } from "../../src/metrics.ts";
-import { createRedis, type Redis } from "../../src/redis.ts";
 import { formatJson, formatText } from "../support/formats.ts";
-import { declareExchanges, openPublisher, queueDepths, type Publisher } from "../support/pulse.ts";
+import { queueDepths, type Publisher } from "../support/pulse.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
+import { startRunningBridge, type RunningBridge } from "../support/running-bridge.ts";
 
 let env: TestEnvironment;
 let config: Config;
 let bridge: BridgeHandle;
 let publisher: Publisher;
-let redis: Redis;
 let queues: Queues;
+
+let running: RunningBridge;
 
 beforeAll(async () => {
   env = await createTestEnvironment("bridge");
   config = env.config;
-  publisher = await openPublisher();
-  await declareExchanges(publisher, config);
-  bridge = await startBridge({ config, log: createLogger(config.logLevel, "bridge-test") });
-  await waitFor("the bridge to consume every feed", () => bridge.status().feeds.every((f) => f.consuming));
-  redis = createRedis(config.redis.url, "worker");
-  queues = openQueues(redis, config.redis.prefix);
+  running = await startRunningBridge(config);
+  ({ bridge, publisher, queues } = running);
 });
 
 afterAll(async () => {
-  await bridge?.close();
-  await publisher?.close();
-  if (queues) await closeQueues(queues);
-  redis?.disconnect();
+  await running?.close();
   await env?.cleanup();
 });
 

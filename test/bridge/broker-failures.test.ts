@@ -6,43 +6,36 @@
  * consuming; nothing is lost and nothing is enqueued twice.
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { startBridge, type BridgeHandle } from "../../src/bridge/bridge.ts";
+import type { BridgeHandle } from "../../src/bridge/bridge.ts";
 import type { Config } from "../../src/config.ts";
-import { closeQueues, openQueues, type Queues } from "../../src/jobs/queues.ts";
-import { createLogger } from "../../src/log.ts";
+import type { Queues } from "../../src/jobs/queues.ts";
 import { brokerReconnects } from "../../src/metrics.ts";
-import { createRedis, type Redis } from "../../src/redis.ts";
-import { closeConnections, declareExchanges, deleteQueue, openPublisher, queueDepth, taskCompletedMessage, type Publisher } from "../support/pulse.ts";
+import { closeConnections, deleteQueue, queueDepth, taskCompletedMessage, type Publisher } from "../support/pulse.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
+import { startRunningBridge, type RunningBridge } from "../support/running-bridge.ts";
 
 let env: TestEnvironment;
 let config: Config;
 let bridge: BridgeHandle;
 let publisher: Publisher;
-let redis: Redis;
 let queues: Queues;
 let tcQueue: string;
 let rootHost: string;
 
+let running: RunningBridge;
+
 beforeAll(async () => {
   env = await createTestEnvironment("bridge-broker");
   config = env.configWith({ PULSE_PREFETCH: "50" });
-  publisher = await openPublisher();
-  await declareExchanges(publisher, config);
-  bridge = await startBridge({ config, log: createLogger(config.logLevel, "bridge-test"), reconnectInitialDelayMs: 100, reconnectMaxDelayMs: 1_000 });
-  await waitFor("the bridge to consume every feed", () => bridge.status().feeds.every((f) => f.consuming));
-  redis = createRedis(config.redis.url, "worker");
-  queues = openQueues(redis, config.redis.prefix);
+  running = await startRunningBridge(config, { reconnectInitialDelayMs: 100, reconnectMaxDelayMs: 1_000 });
+  ({ bridge, publisher, queues } = running);
   tcQueue = bridge.status().feeds.find((f) => f.source === "taskcluster")!.queue;
   rootHost = new URL(config.taskcluster.rootUrl).host;
 });
 
 afterAll(async () => {
-  await bridge?.close();
-  await publisher?.close();
-  if (queues) await closeQueues(queues);
-  redis?.disconnect();
+  await running?.close();
   await env?.cleanup();
 });
 

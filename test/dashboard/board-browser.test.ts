@@ -18,6 +18,7 @@ import { createLogger } from "../../src/log.ts";
 import { createRedis, type Redis } from "../../src/redis.ts";
 import { startDashboard, type DashboardHandle } from "../../src/dashboard/server.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
+import { syntheticMessage, syntheticTcRun } from "../support/synthetic-jobs.ts";
 import { waitFor } from "../support/wait-for.ts";
 
 const ARTIFACTS = path.resolve("test-artifacts");
@@ -38,25 +39,16 @@ let browser: BrowserContext;
 // The job "fixes itself" once the test says so, as after a deploy.
 let fixed = false;
 
+/** A job whose original message carries secrets the board must never show. */
 function payload(taskId: string): TcIngestJob {
   return {
-    kind: "tc-run",
-    rootUrl: "http://127.0.0.1:1",
-    taskId,
-    runId: 0,
-    state: "completed",
-    taskGroupId: taskId,
-    message: {
-      connection: "pulse",
-      feed: "taskcluster",
+    ...syntheticTcRun(taskId),
+    message: syntheticMessage({
       exchange: "exchange/taskcluster-queue/v1/task-completed",
       routingKey: "primary.x",
       body: JSON.stringify({ status: { taskId }, note: "see amqps://elmo:hunter2@pulse.example/" }),
-      bodyEncoding: "utf8",
       headers: { authorization: "Bearer sekrit-token" },
-      redelivered: false,
-      receivedAt: new Date().toISOString(),
-    },
+    }),
   };
 }
 

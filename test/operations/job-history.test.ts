@@ -6,7 +6,6 @@
  */
 import { Queue, Worker } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { TcIngestJob } from "../../src/jobs/contracts.ts";
 import { PermanentJobError } from "../../src/jobs/errors.ts";
 import type { PoolDefinition } from "../../src/jobs/pool.ts";
 import { startPool } from "../../src/jobs/start-pool.ts";
@@ -14,6 +13,7 @@ import { Lifecycle } from "../../src/lifecycle.ts";
 import { createLogger } from "../../src/log.ts";
 import { createRedis } from "../../src/redis.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
+import { syntheticTcRun } from "../support/synthetic-jobs.ts";
 import { waitFor } from "../support/wait-for.ts";
 
 let env: TestEnvironment;
@@ -24,17 +24,7 @@ afterAll(async () => {
   await env.cleanup();
 });
 
-function payload(taskId: string): TcIngestJob {
-  return {
-    kind: "tc-run",
-    rootUrl: "http://127.0.0.1:1",
-    taskId,
-    runId: 0,
-    state: "completed",
-    taskGroupId: taskId,
-    message: { connection: "pulse", feed: "taskcluster", exchange: "x", routingKey: "r", body: "{}", bodyEncoding: "utf8", headers: {}, redelivered: false, receivedAt: new Date().toISOString() },
-  };
-}
+const payload = syntheticTcRun;
 
 // ok-*: succeed; flaky-*: fail the first attempt; bad-*: transient failure on
 // every attempt; perm-*: a permanent error (no retry).

@@ -6,7 +6,7 @@
 import { spawnSync } from "node:child_process";
 import { Queue, Worker } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { OriginalMessage, TcIngestJob } from "../../src/jobs/contracts.ts";
+import type { OriginalMessage } from "../../src/jobs/contracts.ts";
 import { deadLetterJobRequest } from "../../src/jobs/job-requests.ts";
 import { addJob, closeQueues, openQueues, type Queues } from "../../src/jobs/queues.ts";
 import { replayDeadLetters } from "../../src/jobs/replay-dead-letters.ts";
@@ -14,6 +14,7 @@ import { replayFinishedJobs } from "../../src/jobs/replay-failed.ts";
 import { createRedis, type Redis } from "../../src/redis.ts";
 import { formatJson } from "../support/formats.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
+import { syntheticTcRun } from "../support/synthetic-jobs.ts";
 import { waitFor } from "../support/wait-for.ts";
 
 let env: TestEnvironment;
@@ -31,17 +32,7 @@ afterAll(async () => {
   await env.cleanup();
 });
 
-function tcPayload(taskId: string): TcIngestJob {
-  return {
-    kind: "tc-run",
-    rootUrl: "http://127.0.0.1:1",
-    taskId,
-    runId: 0,
-    state: "completed",
-    taskGroupId: taskId,
-    message: { connection: "pulse", feed: "taskcluster", exchange: "x", routingKey: "r", body: "{}", bodyEncoding: "utf8", headers: {}, redelivered: false, receivedAt: new Date().toISOString() },
-  };
-}
+const tcPayload = syntheticTcRun;
 
 function cli(...args: string[]) {
   return spawnSync(process.execPath, ["--import", "tsx", "src/cli.ts", ...args], { env: { ...process.env, ...env.env }, encoding: "utf8", timeout: 60_000 });
