@@ -99,10 +99,11 @@ describe("Bull Board", () => {
   it("lists the three queues, retries a failed job from the UI with credentials, and never shows secrets", async () => {
     const page = await browser.newPage();
     await page.goto(`${withAuth.url}/queues`);
-    await page.getByText("Loading…").waitFor({ state: "detached", timeout: 20_000 }).catch(() => {});
     for (const name of ["hg-sync", "tc-ingest", "dead-letter"]) {
       await page.getByText(name, { exact: true }).first().waitFor({ timeout: 20_000 });
     }
+    // The board renders "Loading..." until its first data request answers.
+    await page.getByText(/^Loading/).waitFor({ state: "detached", timeout: 20_000 });
     await page.screenshot({ path: path.join(ARTIFACTS, "board-overview.png"), fullPage: true });
 
     await page.goto(`${withAuth.url}/queues/queue/tc-ingest?status=failed`);
