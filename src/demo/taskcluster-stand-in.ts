@@ -81,7 +81,8 @@ function times() {
   return { created: created.toISOString(), deadline: new Date(created.getTime() + 24 * 3600_000).toISOString(), expires: new Date(created.getTime() + 90 * 24 * 3600_000).toISOString() };
 }
 
-function definition(task: DemoTask) {
+/** Where a task ran: the fields its definition and its status share. */
+function placement(task: DemoTask) {
   return {
     provisionerId: "gecko-3",
     workerType: "b-linux-gcp",
@@ -89,6 +90,12 @@ function definition(task: DemoTask) {
     schedulerId: "gecko-level-3",
     projectId: "none",
     taskGroupId: task.taskGroupId,
+  };
+}
+
+function definition(task: DemoTask) {
+  return {
+    ...placement(task),
     dependencies: [task.taskGroupId],
     requires: "all-completed",
     routes: ["project.l10n.elmo.v1"],
@@ -108,12 +115,7 @@ function status(task: DemoTask) {
   const resolved = new Date().toISOString();
   return {
     taskId: task.taskId,
-    provisionerId: "gecko-3",
-    workerType: "b-linux-gcp",
-    taskQueueId: "gecko-3/b-linux-gcp",
-    schedulerId: "gecko-level-3",
-    projectId: "none",
-    taskGroupId: task.taskGroupId,
+    ...placement(task),
     deadline,
     expires,
     retriesLeft: 5,
