@@ -29,6 +29,8 @@ export interface EnqueuerOptions {
   isConnected(): boolean;
   /** Called when Redis stops (false) or starts again (true) taking jobs. */
   onHealthChange(healthy: boolean): void;
+  /** Called before each add: lets the adds of one event-loop turn share a socket write (see write-coalescer.ts). */
+  beforeSend?: () => void;
   retryInitialDelayMs?: number;
   retryMaxDelayMs?: number;
 }
@@ -90,6 +92,7 @@ export class Enqueuer {
   private async send(item: Pending): Promise<boolean> {
     const { request } = item;
     this.inFlight += 1;
+    this.options.beforeSend?.();
     try {
       await (this.options.queues[request.queue] as Queues["hg-sync"]).add(request.name as never, request.data as never, request.opts);
       this.inFlight -= 1;

@@ -104,6 +104,11 @@ export class FeedConsumer {
     if (!url.searchParams.has("heartbeat")) url.searchParams.set("heartbeat", String(config.pulse.heartbeatSeconds));
     this.connection = await amqp.connect(url.toString(), {
       clientProperties: { connection_name: this.connectionName },
+      // amqplib leaves Nagle's algorithm on: a small frame (an ack, a handshake
+      // step) then waits for the peer's delayed TCP ack, which cost ~45 ms per
+      // connect here (2-7 ms without) and can hold acks while the broker waits
+      // for them to send more.
+      noDelay: true,
       recovery: {
         initialDelay: this.options.reconnectInitialDelayMs ?? 500,
         maxDelay: this.options.reconnectMaxDelayMs ?? 30_000,

@@ -33,7 +33,7 @@ export class BrokerProbe {
     if (this.closed) return Promise.reject(new Error("probe closed"));
     this.connection ??= (async () => {
       try {
-        const connection = await withTimeout("broker", amqp.connect(this.url, { timeout: PROBE_TIMEOUT_MS }));
+        const connection = await withTimeout("broker", amqp.connect(this.url, { timeout: PROBE_TIMEOUT_MS, noDelay: true }));
         const forget = () => {
           this.connection = undefined;
         };
