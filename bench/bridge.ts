@@ -30,6 +30,7 @@ import { availableParallelism, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import amqp from "amqplib";
 import { Queue } from "bullmq";
+import { AMQP_SOCKET_OPTIONS } from "../src/amqp.ts";
 import { startBridge } from "../src/bridge/bridge.ts";
 import { routeMessage } from "../src/bridge/route-message.ts";
 import { coalesceWrites } from "../src/bridge/write-coalescer.ts";
@@ -69,8 +70,6 @@ const configFor = (phase: string): Config => {
   usedPrefixes.push(prefix);
   return loadConfig({ ...env, BULLMQ_PREFIX: prefix });
 };
-// The socket options of the bridge's own connections (src/bridge/feed-consumer.ts).
-const socketOptions = { noDelay: true };
 const base = configFor("setup");
 const tcFeed = pulseFeeds(base).find((feed) => feed.kind === "taskcluster")!;
 
@@ -92,7 +91,7 @@ async function declareQueue(): Promise<void> {
 
 async function raw(): Promise<number> {
   const started = performance.now();
-  const connection = await amqp.connect(SERVICES.amqp, socketOptions);
+  const connection = await amqp.connect(SERVICES.amqp, AMQP_SOCKET_OPTIONS);
   const channel = await connection.createChannel();
   await channel.prefetch(base.pulse.prefetch);
   let count = 0;
@@ -112,7 +111,7 @@ async function naive(): Promise<number> {
   const started = performance.now();
   const redis = createRedis(config.redis.url, "producer");
   const queue = new Queue("tc-ingest", { connection: redis, prefix: config.redis.prefix });
-  const connection = await amqp.connect(SERVICES.amqp, socketOptions);
+  const connection = await amqp.connect(SERVICES.amqp, AMQP_SOCKET_OPTIONS);
   const channel = await connection.createChannel();
   await channel.prefetch(1);
   let count = 0;

@@ -17,6 +17,7 @@
  */
 import { hostname } from "node:os";
 import amqp, { type Channel, type ChannelModel, type ConsumeMessage, type RecoveringChannelModel } from "amqplib";
+import { AMQP_SOCKET_OPTIONS } from "../amqp.ts";
 import { redactUrl, type Config, type PulseFeed } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { brokerReconnects } from "../metrics.ts";
@@ -103,12 +104,8 @@ export class FeedConsumer {
     const url = new URL(feed.url);
     if (!url.searchParams.has("heartbeat")) url.searchParams.set("heartbeat", String(config.pulse.heartbeatSeconds));
     this.connection = await amqp.connect(url.toString(), {
+      ...AMQP_SOCKET_OPTIONS,
       clientProperties: { connection_name: this.connectionName },
-      // amqplib leaves Nagle's algorithm on: a small frame (an ack, a handshake
-      // step) then waits for the peer's delayed TCP ack, which cost ~45 ms per
-      // connect here (2-7 ms without) and can hold acks while the broker waits
-      // for them to send more.
-      noDelay: true,
       recovery: {
         initialDelay: this.options.reconnectInitialDelayMs ?? 500,
         maxDelay: this.options.reconnectMaxDelayMs ?? 30_000,

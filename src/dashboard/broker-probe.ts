@@ -8,6 +8,7 @@
  * a channel of its own.
  */
 import amqp, { type Channel, type ChannelModel } from "amqplib";
+import { AMQP_SOCKET_OPTIONS } from "../amqp.ts";
 import { redactText } from "./redact-secrets.ts";
 
 export const PROBE_TIMEOUT_MS = 3_000;
@@ -33,7 +34,7 @@ export class BrokerProbe {
     if (this.closed) return Promise.reject(new Error("probe closed"));
     this.connection ??= (async () => {
       try {
-        const connection = await withTimeout("broker", amqp.connect(this.url, { timeout: PROBE_TIMEOUT_MS, noDelay: true }));
+        const connection = await withTimeout("broker", amqp.connect(this.url, { ...AMQP_SOCKET_OPTIONS, timeout: PROBE_TIMEOUT_MS }));
         const forget = () => {
           this.connection = undefined;
         };

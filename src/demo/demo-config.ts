@@ -8,6 +8,7 @@
  */
 import { loadConfig, PULSE_EXCHANGES, pulseFeeds, type Config } from "../config.ts";
 import amqp from "amqplib";
+import { AMQP_SOCKET_OPTIONS } from "../amqp.ts";
 import pg from "pg";
 import { Redis } from "ioredis";
 import { createServer } from "node:net";
@@ -66,7 +67,7 @@ export async function resetDemoState(config: Config): Promise<void> {
     redis.disconnect();
   }
 
-  const connection = await amqp.connect(config.pulse.url);
+  const connection = await amqp.connect(config.pulse.url, AMQP_SOCKET_OPTIONS);
   connection.on("error", () => {});
   try {
     for (const feed of pulseFeeds(config)) {

@@ -16,6 +16,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import amqp from "amqplib";
+import { AMQP_SOCKET_OPTIONS } from "../amqp.ts";
 import { startAllRoles } from "../cli/start.ts";
 import { loadConfig, type Config } from "../config.ts";
 import { openDatabase, type Database } from "../db/prisma.ts";
@@ -130,7 +131,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
 /** The bridge binds its queues asynchronously: publish only once they exist and are consumed. */
 async function waitForConsumers(config: Config, timeoutMs: number): Promise<void> {
   const { pulseFeeds } = await import("../config.ts");
-  const connection = await amqp.connect(config.pulse.url);
+  const connection = await amqp.connect(config.pulse.url, AMQP_SOCKET_OPTIONS);
   connection.on("error", () => {});
   const deadline = Date.now() + timeoutMs;
   try {
@@ -199,7 +200,7 @@ function elmoArtifacts(hg: HgUpstream, revisions: { geckoStrings: string; de: st
 
 async function publishMessages(config: Config, announcements: PushAnnouncement[], gitPush: GitPushResult, taskId: string): Promise<void> {
   const exchanges = demoExchanges(config);
-  const connection = await amqp.connect(config.pulse.url);
+  const connection = await amqp.connect(config.pulse.url, AMQP_SOCKET_OPTIONS);
   connection.on("error", () => {});
   const channel = await connection.createConfirmChannel();
   channel.on("error", () => {});
