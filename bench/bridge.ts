@@ -63,13 +63,9 @@ const env = {
   REDIS_URL: SERVICES.redis,
   LOG_LEVEL: "silent",
 };
-const usedPrefixes: string[] = [];
-/** A config whose BullMQ prefix is new: jobs added under it are new to Redis. */
-const configFor = (phase: string): Config => {
-  const prefix = `${id}-${phase}-${usedPrefixes.length}`;
-  usedPrefixes.push(prefix);
-  return loadConfig({ ...env, BULLMQ_PREFIX: prefix });
-};
+let configs = 0;
+/** A config whose BullMQ prefix is new (`<id>-<phase>-<n>`): jobs added under it are new to Redis. */
+const configFor = (phase: string): Config => loadConfig({ ...env, BULLMQ_PREFIX: `${id}-${phase}-${configs++}` });
 const base = configFor("setup");
 const tcFeed = pulseFeeds(base).find((feed) => feed.kind === "taskcluster")!;
 
@@ -148,16 +144,18 @@ function jobsOfMessages(config: Config) {
   });
 }
 
-let prepared: { config: Config; jobs: ReturnType<typeof jobsOfMessages> } | undefined;
-/** Builds the jobs of addsOnly() outside its timing. */
-function prepareAdds(): void {
+/**
+ * BullMQ alone: the same adds, `prefetch` of them in flight, written as the
+ * bridge writes them (coalesced), no AMQP. The jobs are built first, outside
+ * the timing: the returned phase only adds them.
+ */
+function addsOnly(): () => Promise<number> {
   const config = configFor("adds");
-  prepared = { config, jobs: jobsOfMessages(config) };
+  const jobs = jobsOfMessages(config);
+  return () => addJobs(config, jobs);
 }
 
-/** BullMQ alone: the same adds, `prefetch` of them in flight, written as the bridge writes them (coalesced), no AMQP. */
-async function addsOnly(): Promise<number> {
-  const { config, jobs } = prepared!;
+async function addJobs(config: Config, jobs: ReturnType<typeof jobsOfMessages>): Promise<number> {
   const redis = createRedis(config.redis.url, "producer");
   const queue = new Queue("tc-ingest", { connection: redis, prefix: config.redis.prefix });
   const coalesce = coalesceWrites(redis);
@@ -292,13 +290,26 @@ async function main(): Promise<void> {
   await declareQueue();
   try {
     console.log(`bridge benchmark: ${M} task-completed messages, prefetch ${base.pulse.prefetch}, Node ${process.version}, ${availableParallelism()} cores, load ${loadavg()[0]!.toFixed(2)}`);
-    const phases = { raw, naive, bridge: pulseBridge, adds: addsOnly };
+    // Each entry readies its phase (messages in the queue, or jobs built) and returns it.
+    const phases: Record<string, () => Promise<() => Promise<number>>> = {
+      raw: async () => {
+        await fill(publisher);
+        return raw;
+      },
+      naive: async () => {
+        await fill(publisher);
+        return naive;
+      },
+      bridge: async () => {
+        await fill(publisher);
+        return pulseBridge;
+      },
+      adds: async () => addsOnly(),
+    };
     if (args.only) {
-      const phase = phases[args.only as keyof typeof phases];
-      if (!phase) throw new Error(`--only must be one of ${Object.keys(phases).join(", ")}`);
-      if (phase === addsOnly) prepareAdds();
-      else await fill(publisher);
-      console.log(line(args.only, await timed(phase)));
+      const ready = phases[args.only];
+      if (!ready) throw new Error(`--only must be one of ${Object.keys(phases).join(", ")}`);
+      console.log(line(args.only, await timed(await ready())));
       return;
     }
     const rawRuns: PhaseRun[] = [];
@@ -314,8 +325,7 @@ async function main(): Promise<void> {
         naiveRun = await timed(naive);
         console.log(line("naive bridge (1 at once)", naiveRun, rawRuns.at(-1)!.ms));
       }
-      prepareAdds();
-      addsRuns.push(await timed(addsOnly));
+      addsRuns.push(await timed(addsOnly()));
       console.log(line("BullMQ adds alone, no AMQP", addsRuns.at(-1)!));
       await fill(publisher);
       bridgeRuns.push(await timed(pulseBridge));
@@ -365,7 +375,7 @@ async function main(): Promise<void> {
   } finally {
     await publisher.close();
     await deletePulseObjects(base);
-    for (const prefix of usedPrefixes) await deleteRedisKeys(prefix);
+    await deleteRedisKeys(`${id}-*`);
   }
 }
 

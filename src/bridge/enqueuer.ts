@@ -21,6 +21,7 @@ import type { Logger } from "../log.ts";
 import type { AnyJobRequest } from "../jobs/contracts.ts";
 import { deadLetterJobRequest } from "../jobs/job-requests.ts";
 import type { Queues } from "../jobs/queues.ts";
+import type { WriteCoalescer } from "./write-coalescer.ts";
 
 export interface EnqueuerOptions {
   queues: Queues;
@@ -29,8 +30,8 @@ export interface EnqueuerOptions {
   isConnected(): boolean;
   /** Called when Redis stops (false) or starts again (true) taking jobs. */
   onHealthChange(healthy: boolean): void;
-  /** Called before each add: lets the adds of one event-loop turn share a socket write (see write-coalescer.ts). */
-  beforeSend?: () => void;
+  /** Called before each add: lets the adds of one event-loop turn share a socket write. */
+  beforeSend?: WriteCoalescer;
   retryInitialDelayMs?: number;
   retryMaxDelayMs?: number;
 }

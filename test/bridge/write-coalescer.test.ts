@@ -1,7 +1,8 @@
 /**
  * The write coalescer on a Redis of our own (its read counter is ours alone):
- * the commands of one event-loop turn reach Redis in one or two reads, every one of them is answered, and with Redis gone it
- * holds nothing (commands fail at once, as the bridge's pause relies on).
+ * the commands of one event-loop turn reach Redis in one or two reads, every
+ * one of them is answered, and with Redis gone it holds nothing (commands fail
+ * at once, as the bridge's pause relies on).
  */
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { coalesceWrites } from "../../src/bridge/write-coalescer.ts";
