@@ -1,6 +1,6 @@
 /**
- * zod schemas of the Pulse messages we turn into jobs (formats in
- * ../shared/formats, README sections 1-3). Upstream schemas grow
+ * zod schemas of the Pulse messages we turn into jobs (real examples and
+ * their upstream sources in test/fixtures/formats, README sections 1-3). Upstream schemas grow
  * (`additionalProperties: false` upstream, new fields every year), so every
  * object is loose: only the fields a job needs are required and checked.
  */
