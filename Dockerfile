@@ -22,6 +22,8 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
+# dist/vcs/hg_host_guard.py (copied there by `npm run build`) is loaded by every hg clone and
+# pull: without it hg-sync refuses to run hg against a server.
 COPY --from=build /app/dist ./dist
 # migrate reads the migrations (and the schema) at run time.
 COPY --from=build /app/prisma ./prisma

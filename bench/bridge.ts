@@ -32,6 +32,7 @@ import amqp from "amqplib";
 import { Queue } from "bullmq";
 import { AMQP_SOCKET_OPTIONS } from "../src/amqp.ts";
 import { startBridge } from "../src/bridge/bridge.ts";
+import { feedQueueArguments } from "../src/bridge/feed-consumer.ts";
 import { routeMessage } from "../src/bridge/route-message.ts";
 import { coalesceWrites } from "../src/bridge/write-coalescer.ts";
 import { loadConfig, pulseFeeds, type Config } from "../src/config.ts";
@@ -78,7 +79,8 @@ async function fill(publisher: Publisher): Promise<void> {
 async function declareQueue(): Promise<void> {
   const connection = await amqp.connect(SERVICES.amqp);
   const channel = await connection.createChannel();
-  await channel.assertQueue(tcFeed.queue, { durable: true, arguments: { "x-max-length": base.pulse.maxLength } });
+  await channel.assertExchange(tcFeed.poisonExchange, "topic", { durable: true });
+  await channel.assertQueue(tcFeed.queue, { durable: true, arguments: feedQueueArguments(tcFeed, base) });
   for (const exchange of [base.pulse.exchanges.taskCompleted, base.pulse.exchanges.taskFailed]) {
     await channel.bindQueue(tcFeed.queue, exchange, `route.${base.pulse.tcRoute}`);
   }

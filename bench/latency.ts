@@ -18,6 +18,7 @@ import { parseArgs } from "node:util";
 import amqp from "amqplib";
 import { Worker } from "bullmq";
 import type { TcIngestJob } from "../src/jobs/contracts.ts";
+import { pulseFeeds } from "../src/config.ts";
 import { createRedis } from "../src/redis.ts";
 import { declareExchanges, openPublisher, taskCompletedMessage } from "../test/support/pulse.ts";
 import { createTestEnvironment, SERVICES } from "../test/support/test-environment.ts";
@@ -68,7 +69,7 @@ try {
     async () => {
       const channel = await probe.createChannel();
       channel.on("error", () => {});
-      const { consumerCount } = await channel.checkQueue(`${env.config.pulse.queuePrefix}/taskcluster`);
+      const { consumerCount } = await channel.checkQueue(pulseFeeds(env.config).find((feed) => feed.kind === "taskcluster")!.queue);
       await channel.close();
       return consumerCount > 0;
     },

@@ -37,7 +37,7 @@ const standIn = fork(fileURLToPath(new URL("./tc-ingest-stand-in.ts", import.met
   env: { ...process.env, STAND_IN_RUNS: String(WARMUP + JOBS), LATENCY_MS: String(LATENCY_MS) },
 });
 standIn.on("error", (error) => console.error(`stand-in: ${error.message}`));
-const [{ jobs }] = (await once(standIn, "message")) as [{ rootUrl: string; jobs: TcIngestJob[] }];
+const [{ rootUrl, jobs }] = (await once(standIn, "message")) as [{ rootUrl: string; jobs: TcIngestJob[] }];
 const log = createLogger("silent", "bench");
 const lifecycle = new Lifecycle(log);
 const concurrency = Number(process.env.CONCURRENCY ?? env.config.tcIngest.concurrency);
@@ -45,7 +45,8 @@ const redis = createRedis(env.config.redis.url, "worker");
 const queues = openQueues(redis, env.config.redis.prefix);
 
 try {
-  await startPool(tcIngestPool, { config: env.config, log, lifecycle, concurrency });
+  // Jobs may only name a configured deployment: the stand-in's.
+  await startPool(tcIngestPool, { config: env.configWith({ TASKCLUSTER_ROOT_URL: rootUrl }), log, lifecycle, concurrency });
   const requests = jobs.map((job) => tcIngestJobRequest(job));
   const add = (batch: typeof requests) => queues["tc-ingest"].addBulk(batch.map((r) => ({ name: r.name, data: r.data, opts: r.opts })));
   const drained = async (expected: number) => {

@@ -42,6 +42,13 @@ export interface Config {
     queuePrefix: string;
     prefetch: number;
     maxLength: number;
+    /**
+     * x-delivery-limit of our (quorum) queues: a message delivered this many
+     * times more without an ack is dead-lettered into the feed's poison queue.
+     */
+    deliveryLimit: number;
+    /** x-max-length of the poison queues. */
+    poisonMaxLength: number;
     /** Custom route bound on task-completed / task-failed, without the `route.` prefix. */
     tcRoute: string;
     /** Development only: declare the exchanges instead of checking them passively. */
@@ -58,6 +65,11 @@ export interface Config {
     /** Further deployments, each with its own Pulse connection. */
     extraSources: TaskclusterSource[];
     requestTimeoutMs: number;
+    /**
+     * Hosts the Queue API may send artifact downloads to (besides the root
+     * URLs' own hosts): `host`, `host:port` or `*.suffix`.
+     */
+    artifactHosts: string[];
   };
   redis: {
     url: string;
@@ -82,6 +94,15 @@ export interface Config {
   };
   tcIngest: {
     concurrency: number;
+    /** elmo.json larger than this once decoded is refused (bounds a job's memory). */
+    elmoJsonMaxBytes: number;
+    /** elmo.json with more comparisons than this is refused (bounds a job's transaction). */
+    elmoJsonMaxComparisons: number;
+  };
+  /** Bounds of the dead-letter queue, enforced by the bridge. */
+  deadLetters: {
+    maxCount: number;
+    maxAgeMs: number;
   };
 }
 
@@ -105,6 +126,15 @@ export const PULSE_EXCHANGES: PulseExchanges = {
 type Env = Record<string, string | undefined>;
 
 const DEFAULT_PULSE_URL = "amqp://guest:guest@127.0.0.1:5672";
+
+/**
+ * Where the Queue API's getArtifact sends downloads: Firefox-CI's public
+ * artifact CDN (firefoxci.taskcluster-artifacts.net; the other Mozilla
+ * deployments' CDNs share the domain) and Google Cloud Storage, which the
+ * GCP-hosted deployments answer for private artifacts, object-service
+ * downloads and requests from the bucket's own region.
+ */
+const DEFAULT_TC_ARTIFACT_HOSTS = "*.taskcluster-artifacts.net,storage.googleapis.com";
 
 /** Replaces the password of a URL (if any) with `***`. Tolerates unparseable input. */
 export function redactUrl(url: string): string {
@@ -155,13 +185,13 @@ const booleanFlag = z
   .refine((v) => ["1", "0", "true", "false", "yes", "no"].includes(v), "must be true or false")
   .transform((v) => ["1", "true", "yes"].includes(v));
 
-/** Durations: `500ms`, `30s`, `10m`, `1h`, or bare milliseconds. */
+/** Durations: `500ms`, `30s`, `10m`, `1h`, `30d`, or bare milliseconds. */
 const duration = z
   .string()
-  .regex(/^\d+(ms|s|m|h)?$/, "must be a duration like 30s, 10m or 1h")
+  .regex(/^\d+(ms|s|m|h|d)?$/, "must be a duration like 30s, 10m, 1h or 30d")
   .transform((v) => {
-    const match = /^(\d+)(ms|s|m|h)?$/.exec(v)!;
-    const unit = { ms: 1, s: SECOND, m: MINUTE, h: 60 * MINUTE }[match[2] as "ms" | "s" | "m" | "h"] ?? 1;
+    const match = /^(\d+)(ms|s|m|h|d)?$/.exec(v)!;
+    const unit = { ms: 1, s: SECOND, m: MINUTE, h: 60 * MINUTE, d: 24 * 60 * MINUTE }[match[2] as "ms" | "s" | "m" | "h" | "d"] ?? 1;
     return Number(match[1]) * unit;
   });
 
@@ -240,6 +270,8 @@ export function loadConfig(env: Env = process.env): Config {
       queuePrefix: `queue/${user}/${queueName}`,
       prefetch: parse(env, "PULSE_PREFETCH", integer(1, 500), "200"),
       maxLength: parse(env, "PULSE_MAX_LENGTH", integer(1, 10_000_000), "100000"),
+      deliveryLimit: parse(env, "PULSE_DELIVERY_LIMIT", integer(1, 1000), "10"),
+      poisonMaxLength: parse(env, "PULSE_POISON_MAX_LENGTH", integer(1, 1_000_000), "10000"),
       tcRoute: parse(env, "TC_ROUTE", z.string().regex(/^[A-Za-z0-9_.*#-]+$/, "must be a routing-key pattern"), "project.l10n.elmo.v1"),
       declareExchanges: parse(env, "PULSE_DECLARE_EXCHANGES", booleanFlag, "false"),
       heartbeatSeconds: parse(env, "PULSE_HEARTBEAT", integer(0, 600), "30"),
@@ -250,6 +282,15 @@ export function loadConfig(env: Env = process.env): Config {
       rootUrl: parse(env, "TASKCLUSTER_ROOT_URL", url(["http:", "https:"]), "https://firefox-ci-tc.services.mozilla.com").replace(/\/+$/, ""),
       extraSources: extraSources.map((s) => ({ ...s, rootUrl: s.rootUrl.replace(/\/+$/, "") })),
       requestTimeoutMs: parse(env, "TC_REQUEST_TIMEOUT", duration, "30s"),
+      artifactHosts: parse(
+        env,
+        "TC_ARTIFACT_HOSTS",
+        z
+          .string()
+          .transform((v) => v.split(",").map((h) => h.trim().toLowerCase()).filter(Boolean))
+          .pipe(z.array(z.string().regex(/^(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*(:\d+)?$/, "must be a comma-separated list of host names (host, host:port or *.domain)"))),
+        DEFAULT_TC_ARTIFACT_HOSTS,
+      ),
     },
     redis: {
       url: parse(env, "REDIS_URL", url(["redis:", "rediss:"]), "redis://127.0.0.1:6379", true),
@@ -283,6 +324,12 @@ export function loadConfig(env: Env = process.env): Config {
     },
     tcIngest: {
       concurrency: parse(env, "TC_INGEST_CONCURRENCY", integer(1, 256), "8"),
+      elmoJsonMaxBytes: parse(env, "ELMO_JSON_MAX_BYTES", integer(1024, 64 * 1024 * 1024), String(4 * 1024 * 1024)),
+      elmoJsonMaxComparisons: parse(env, "ELMO_JSON_MAX_COMPARISONS", integer(1, 100_000), "5000"),
+    },
+    deadLetters: {
+      maxCount: parse(env, "DEAD_LETTER_MAX_COUNT", integer(1, 10_000_000), "10000"),
+      maxAgeMs: parse(env, "DEAD_LETTER_MAX_AGE", duration.pipe(z.number().min(SECOND, "must be at least 1s")), "30d"),
     },
   };
 }
@@ -301,24 +348,40 @@ export interface PulseFeed {
   /** Broker URL with credentials (never log it: use redactUrl). */
   url: string;
   kind: FeedKind;
-  /** `queue/<user>/<PULSE_QUEUE>/<kind>[-<source>]`: Pulse only lets a user own queues under its name. */
+  /**
+   * `queue/<user>/<PULSE_QUEUE>/v2/<kind>[-<source>]`, a quorum queue (Pulse
+   * only lets a user own queues under its name). `v2`: the classic queues of
+   * earlier versions cannot be re-declared as quorum queues, so these are new.
+   */
   queue: string;
+  /** The classic queue of earlier versions, `queue/<user>/<PULSE_QUEUE>/<kind>[-<source>]`: drained and deleted if found. */
+  legacyQueue: string;
+  /** `exchange/<user>/<PULSE_QUEUE>/poison`: the dead-letter exchange of this connection's queues. */
+  poisonExchange: string;
+  /** `queue/<user>/<PULSE_QUEUE>/poison`: where messages over the delivery limit wait for `replay --poison`. */
+  poisonQueue: string;
   /** Taskcluster feeds: the Queue API root URL of the deployment. */
   rootUrl?: string;
 }
 
 export function pulseFeeds(config: Config): PulseFeed[] {
+  const queueName = config.pulse.queuePrefix.split("/").slice(2).join("/");
+  const names = (user: string, feed: string) => ({
+    queue: `queue/${user}/${queueName}/v2/${feed}`,
+    legacyQueue: `queue/${user}/${queueName}/${feed}`,
+    poisonExchange: `exchange/${user}/${queueName}/poison`,
+    poisonQueue: `queue/${user}/${queueName}/poison`,
+  });
   const primary = (kind: FeedKind): PulseFeed => ({
     connection: "pulse",
     url: config.pulse.url,
     kind,
-    queue: `${config.pulse.queuePrefix}/${kind}`,
+    ...names(config.pulse.user, kind),
     ...(kind === "taskcluster" ? { rootUrl: config.taskcluster.rootUrl } : {}),
   });
   const extras = config.taskcluster.extraSources.map((source): PulseFeed => {
     const user = decodeURIComponent(new URL(source.pulseUrl).username) || config.pulse.user;
-    const queueName = config.pulse.queuePrefix.split("/").slice(2).join("/");
-    return { connection: source.name, url: source.pulseUrl, kind: "taskcluster", queue: `queue/${user}/${queueName}/taskcluster-${source.name}`, rootUrl: source.rootUrl };
+    return { connection: source.name, url: source.pulseUrl, kind: "taskcluster", ...names(user, `taskcluster-${source.name}`), rootUrl: source.rootUrl };
   });
   return [primary("hgpushes"), primary("github"), primary("taskcluster"), ...extras];
 }
@@ -331,9 +394,11 @@ export const CONFIG_VARIABLES: ReadonlyArray<{ name: string; default: string; me
   { name: "PULSE_URL", default: DEFAULT_PULSE_URL, meaning: "broker URL; real Pulse is amqps://pulse.mozilla.org:5671" },
   { name: "PULSE_USER", default: "from PULSE_URL", meaning: "Pulse user; also names the queues" },
   { name: "PULSE_PASSWORD", default: "from PULSE_URL", meaning: "Pulse password (secret)" },
-  { name: "PULSE_QUEUE", default: "pulse-bridge", meaning: "queues are queue/<PULSE_USER>/<PULSE_QUEUE>/<source>" },
+  { name: "PULSE_QUEUE", default: "pulse-bridge", meaning: "queues are queue/<PULSE_USER>/<PULSE_QUEUE>/v2/<feed>, poison queue queue/<PULSE_USER>/<PULSE_QUEUE>/poison" },
   { name: "PULSE_PREFETCH", default: "200", meaning: "unacked messages in flight per consumer (1-500)" },
   { name: "PULSE_MAX_LENGTH", default: "100000", meaning: "x-max-length of our queues (Pulse requires bounded queues)" },
+  { name: "PULSE_DELIVERY_LIMIT", default: "10", meaning: "redeliveries without an ack before a message goes to the poison queue (x-delivery-limit, 1-1000)" },
+  { name: "PULSE_POISON_MAX_LENGTH", default: "10000", meaning: "x-max-length of the poison queue" },
   { name: "PULSE_HEARTBEAT", default: "30", meaning: "AMQP heartbeat, seconds" },
   { name: "PULSE_DECLARE_EXCHANGES", default: "false", meaning: "development only: declare exchanges instead of checking them" },
   { name: "PULSE_EXCHANGE_PREFIX", default: "(none)", meaning: "prefix for exchange names (local brokers, staging, tests)" },
@@ -342,6 +407,7 @@ export const CONFIG_VARIABLES: ReadonlyArray<{ name: string; default: string; me
   { name: "TASKCLUSTER_ROOT_URL", default: "https://firefox-ci-tc.services.mozilla.com", meaning: "Queue API of the deployment on PULSE_URL" },
   { name: "TC_EXTRA_SOURCES", default: "[]", meaning: "JSON list of further deployments: [{name, pulseUrl, rootUrl}]" },
   { name: "TC_REQUEST_TIMEOUT", default: "30s", meaning: "timeout of one Queue API request" },
+  { name: "TC_ARTIFACT_HOSTS", default: DEFAULT_TC_ARTIFACT_HOSTS, meaning: "hosts artifact downloads may be redirected to, besides the root URLs' hosts (host, host:port, *.domain)" },
   { name: "REDIS_URL", default: "redis://127.0.0.1:6379", meaning: "BullMQ's Redis" },
   { name: "BULLMQ_PREFIX", default: "bull", meaning: "BullMQ key prefix in Redis" },
   { name: "DATABASE_URL", default: "postgresql://postgres@127.0.0.1:5432/pulse_bridge", meaning: "PostgreSQL, through Prisma" },
@@ -351,9 +417,13 @@ export const CONFIG_VARIABLES: ReadonlyArray<{ name: string; default: string; me
   { name: "RECONCILE_INTERVAL", default: "10m", meaning: "how often every tracked repository is poked" },
   { name: "SYNC_LOCK_TTL", default: "60s", meaning: "expiry of a repository's sync lock (renewed while held)" },
   { name: "TC_INGEST_CONCURRENCY", default: "8", meaning: "default --concurrency of worker tc-ingest" },
+  { name: "ELMO_JSON_MAX_BYTES", default: "4194304", meaning: "elmo.json larger than this once decoded (4 MiB) fails its job" },
+  { name: "ELMO_JSON_MAX_COMPARISONS", default: "5000", meaning: "elmo.json with more comparisons fails its job" },
   { name: "DASHBOARD_PORT", default: "3000", meaning: "dashboard HTTP port" },
   { name: "DASHBOARD_HOST", default: "127.0.0.1", meaning: "dashboard bind address" },
   { name: "DASHBOARD_USER", default: "unset", meaning: "with DASHBOARD_PASSWORD: enables write actions in Bull Board" },
   { name: "DASHBOARD_PASSWORD", default: "unset", meaning: "see DASHBOARD_USER (secret)" },
+  { name: "DEAD_LETTER_MAX_COUNT", default: "10000", meaning: "dead letters kept; the bridge removes the oldest beyond this" },
+  { name: "DEAD_LETTER_MAX_AGE", default: "30d", meaning: "dead letters older than this are removed by the bridge" },
   { name: "LOG_LEVEL", default: "info", meaning: "pino log level" },
 ];

@@ -25,9 +25,12 @@ export const messagesDeadLettered = new Counter({
   labelNames: ["source"] as const,
   registers: [registry],
 });
+// Label values are fixed sets chosen by us, never text from a message: a
+// sender could otherwise add one time series per distinct value (`reason` is
+// route-message.ts' IgnoreCategory; the free text goes to the log).
 export const messagesIgnored = new Counter({
   name: "pulse_bridge_messages_ignored_total",
-  help: "Well-formed Pulse messages of a kind we do not handle (acked)",
+  help: "Well-formed Pulse messages of a kind we do not handle (acked), by fixed reason: hg-obsolete, hg-unknown-type, github-other-event",
   labelNames: ["source", "reason"] as const,
   registers: [registry],
 });

@@ -23,10 +23,22 @@ describe("configuration", () => {
       TC_EXTRA_SOURCES: JSON.stringify([{ name: "community", pulseUrl: "amqps://ctc:pw@pulse.mozilla.org:5671/communitytc", rootUrl: "https://community-tc.services.mozilla.com/" }]),
     });
     expect(pulseFeeds(config).map((f) => f.queue)).toEqual([
+      "queue/elmo/pulse-bridge/v2/hgpushes",
+      "queue/elmo/pulse-bridge/v2/github",
+      "queue/elmo/pulse-bridge/v2/taskcluster",
+      "queue/ctc/pulse-bridge/v2/taskcluster-community",
+    ]);
+    // The classic queues of earlier versions, drained and deleted on start.
+    expect(pulseFeeds(config).map((f) => f.legacyQueue)).toEqual([
       "queue/elmo/pulse-bridge/hgpushes",
       "queue/elmo/pulse-bridge/github",
       "queue/elmo/pulse-bridge/taskcluster",
       "queue/ctc/pulse-bridge/taskcluster-community",
+    ]);
+    // One poison queue per user (and connection), fed by its own dead-letter exchange.
+    expect(pulseFeeds(config).map((f) => [f.poisonExchange, f.poisonQueue])).toEqual([
+      ...Array(3).fill(["exchange/elmo/pulse-bridge/poison", "queue/elmo/pulse-bridge/poison"]),
+      ["exchange/ctc/pulse-bridge/poison", "queue/ctc/pulse-bridge/poison"],
     ]);
     expect(pulseFeeds(config)[3]!.rootUrl).toBe("https://community-tc.services.mozilla.com");
     expect(config.pulse.url).toBe("amqps://elmo:s3cret@pulse.mozilla.org:5671");

@@ -47,6 +47,8 @@ export interface BridgeOptions {
   reconnectMaxDelayMs?: number;
   redisRetryMaxDelayMs?: number;
   exchangeRecheckMs?: number;
+  /** See FeedConsumerOptions.moveUndecodableAfter (tests shorten it). */
+  moveUndecodableAfter?: number;
 }
 
 export interface BridgeStatus {
@@ -90,6 +92,7 @@ export async function startBridge(options: BridgeOptions): Promise<BridgeHandle>
     log,
     isConnected: () => redis.status === "ready",
     beforeSend: coalesceWrites(redis),
+    deadLetterRetention: config.deadLetters,
     ...(options.redisRetryMaxDelayMs !== undefined ? { retryMaxDelayMs: options.redisRetryMaxDelayMs } : {}),
     onHealthChange(healthy) {
       bridgePaused.set(healthy ? 0 : 1);
@@ -111,7 +114,8 @@ export async function startBridge(options: BridgeOptions): Promise<BridgeHandle>
       decision = { action: "dead-letter", job: deadLetterJobRequest({ kind: "dead-letter", reason: `bridge error while routing: ${(error as Error).message}`, message: originalMessage(message) }) };
     }
     if (decision.action === "ignore") {
-      messagesIgnored.inc({ source, reason: decision.reason });
+      // A fixed label (the sender's text would add a time series per value).
+      messagesIgnored.inc({ source, reason: decision.category });
       log.debug({ source, routingKey: message.routingKey, reason: decision.reason }, "message ignored");
       settled();
       return;
@@ -136,6 +140,7 @@ export async function startBridge(options: BridgeOptions): Promise<BridgeHandle>
         ...(options.exchangeRecheckMs !== undefined ? { exchangeRecheckMs: options.exchangeRecheckMs } : {}),
         ...(options.reconnectInitialDelayMs !== undefined ? { reconnectInitialDelayMs: options.reconnectInitialDelayMs } : {}),
         ...(options.reconnectMaxDelayMs !== undefined ? { reconnectMaxDelayMs: options.reconnectMaxDelayMs } : {}),
+        ...(options.moveUndecodableAfter !== undefined ? { moveUndecodableAfter: options.moveUndecodableAfter } : {}),
       }),
     );
   }

@@ -16,9 +16,14 @@
  *   letter saying why, which takes its place.
  * A request is never dropped: `done` is not called on close(), and then the
  * message stays unacked and RabbitMQ delivers it again.
+ *
+ * With `deadLetterRetention`, every dead letter added pokes the retention of
+ * the dead-letter queue (jobs/dead-letter-retention.ts), which keeps it within
+ * DEAD_LETTER_MAX_COUNT and DEAD_LETTER_MAX_AGE.
  */
 import type { Logger } from "../log.ts";
 import type { AnyJobRequest } from "../jobs/contracts.ts";
+import { DeadLetterRetention, type DeadLetterRetentionOptions } from "../jobs/dead-letter-retention.ts";
 import { deadLetterJobRequest } from "../jobs/job-requests.ts";
 import type { Queues } from "../jobs/queues.ts";
 import type { WriteCoalescer } from "./write-coalescer.ts";
@@ -34,6 +39,8 @@ export interface EnqueuerOptions {
   beforeSend?: WriteCoalescer;
   retryInitialDelayMs?: number;
   retryMaxDelayMs?: number;
+  /** Bounds of the dead-letter queue, enforced after adds (and at start); none when omitted. */
+  deadLetterRetention?: DeadLetterRetentionOptions & { minIntervalMs?: number };
 }
 
 /** Called once Redis has the job: `added` is what was added (a dead letter when the job was refused). */
@@ -58,10 +65,16 @@ export class Enqueuer {
   private closed = false;
   private readonly retryInitialDelayMs: number;
   private readonly retryMaxDelayMs: number;
+  private readonly retention: DeadLetterRetention | undefined;
 
   constructor(private readonly options: EnqueuerOptions) {
     this.retryInitialDelayMs = options.retryInitialDelayMs ?? 250;
     this.retryMaxDelayMs = options.retryMaxDelayMs ?? 5_000;
+    const limits = options.deadLetterRetention;
+    if (limits) {
+      this.retention = new DeadLetterRetention(options.queues["dead-letter"], limits, options.log, limits.minIntervalMs);
+      this.retention.start();
+    }
   }
 
   /** False while Redis is not taking jobs. */
@@ -87,6 +100,7 @@ export class Enqueuer {
     this.closed = true;
     clearTimeout(this.retryTimer);
     this.held = [];
+    void this.retention?.close();
   }
 
   /** Adds one job; resolves true when Redis took it (or its dead letter). */
@@ -97,6 +111,7 @@ export class Enqueuer {
     try {
       await (this.options.queues[request.queue] as Queues["hg-sync"]).add(request.name as never, request.data as never, request.opts);
       this.inFlight -= 1;
+      if (request.queue === "dead-letter") this.retention?.poke();
       if (!this.closed) item.done(request);
       return true;
     } catch (error) {

@@ -5,10 +5,12 @@
  * the hg-sync worker's decision, which keeps the bridge thin and fast. Replay
  * of dead letters calls it too, so a fixed message takes the normal path.
  */
+import { createHash } from "node:crypto";
 import type { z } from "zod";
 import type { Config, PulseFeed } from "../config.ts";
 import type { AnyJobRequest, GitPushJob, JobRequest, OriginalMessage } from "../jobs/contracts.ts";
-import { deadLetterJobRequest, hgSyncJobRequest, tcIngestJobRequest } from "../jobs/job-requests.ts";
+import { deadLetterJobRequest, hgSyncJobRequest, MAX_DEAD_LETTER_BODY_BYTES, tcIngestJobRequest } from "../jobs/job-requests.ts";
+import { hasUrlCredentials } from "../redact.ts";
 import {
   changegroupData,
   githubPushBody,
@@ -30,15 +32,23 @@ export interface IncomingMessage {
   receivedAt?: Date;
 }
 
+/**
+ * Why a well-formed message is ignored, as a fixed set: the metrics label
+ * (messages_ignored_total{reason}) takes only these, never the sender's text,
+ * so senders cannot add time series; the free text goes to `reason` (logs).
+ */
+export const IGNORE_CATEGORIES = ["hg-obsolete", "hg-unknown-type", "github-other-event"] as const;
+export type IgnoreCategory = (typeof IGNORE_CATEGORIES)[number];
+
 export type RouteDecision =
   | { action: "enqueue"; job: AnyJobRequest }
-  | { action: "ignore"; reason: string }
+  | { action: "ignore"; category: IgnoreCategory; reason: string }
   | { action: "dead-letter"; job: JobRequest<"dead-letter"> };
 
 /** Bodies above this are not parsed (Pulse messages are a few KiB; the largest, obsolete.1, tens). */
 export const MAX_BODY_BYTES = 1024 * 1024;
-/** A dead letter keeps at most this much of a body, so one absurd message cannot fill Redis. */
-export const MAX_KEPT_BODY_BYTES = 4 * 1024 * 1024;
+/** A dead letter keeps at most this much of a body, so large messages cannot fill Redis (job-requests.ts). */
+export const MAX_KEPT_BODY_BYTES = MAX_DEAD_LETTER_BODY_BYTES;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -46,11 +56,12 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 class Invalid extends Error {}
 
 export function routeMessage(message: IncomingMessage, config: Config): RouteDecision {
-  // Decoded once: the text is both kept in the job and parsed.
-  const text = decodeUtf8(message.content.length > MAX_KEPT_BODY_BYTES ? message.content.subarray(0, MAX_KEPT_BODY_BYTES) : message.content);
-  const original = originalMessage(message, text);
+  // Decoded once: the text is both kept in the job and parsed. A body too
+  // large to parse is not decoded at all (only its kept prefix, if it dies).
+  const text = message.content.length > MAX_BODY_BYTES ? undefined : decodeUtf8(message.content);
   try {
     const body = parseBody(message.content, text);
+    const original = originalMessage(message, text);
     switch (message.feed.kind) {
       case "hgpushes":
         return routeHgPush(message, body, original);
@@ -61,7 +72,7 @@ export function routeMessage(message: IncomingMessage, config: Config): RouteDec
     }
   } catch (error) {
     if (!(error instanceof Invalid)) throw error;
-    return deadLetter(original, error.message, message.content.length);
+    return { action: "dead-letter", job: deadLetterJobRequest({ kind: "dead-letter", reason: error.message, message: originalMessage(message, text, MAX_KEPT_BODY_BYTES) }) };
   }
 }
 
@@ -75,12 +86,23 @@ function decodeUtf8(content: Buffer): string | undefined {
 
 /**
  * The delivery as kept in every job: body as UTF-8 text when it is, else
- * base64 (at most MAX_KEPT_BODY_BYTES of it). `text` is the body already
- * decoded, if the caller has it.
+ * base64, at most `keep` bytes of it (jobs: the whole parsed body; dead
+ * letters: a prefix cut on a character boundary, with the full size and
+ * sha256 in `truncated`). `text` is the body already decoded, if the caller
+ * has it.
  */
-export function originalMessage(message: IncomingMessage, text?: string): OriginalMessage {
-  const kept = message.content.length > MAX_KEPT_BODY_BYTES ? message.content.subarray(0, MAX_KEPT_BODY_BYTES) : message.content;
-  const decoded = text ?? decodeUtf8(kept);
+export function originalMessage(message: IncomingMessage, text?: string, keep = MAX_BODY_BYTES): OriginalMessage {
+  const { content } = message;
+  const cut = content.length > keep;
+  let kept = content;
+  let decoded = cut ? undefined : (text ?? decodeUtf8(content));
+  if (cut) {
+    // A UTF-8 character is at most 4 bytes: step back over at most 3 continuation bytes.
+    let end = keep;
+    while (end > keep - 3 && (content[end]! & 0xc0) === 0x80) end--;
+    decoded = decodeUtf8(content.subarray(0, end));
+    kept = decoded === undefined ? content.subarray(0, keep) : content.subarray(0, end);
+  }
   return {
     connection: message.feed.connection,
     feed: message.feed.kind,
@@ -91,12 +113,26 @@ export function originalMessage(message: IncomingMessage, text?: string): Origin
     headers: message.headers,
     redelivered: message.redelivered,
     receivedAt: (message.receivedAt ?? new Date()).toISOString(),
+    ...(cut ? { truncated: { bytes: content.length, sha256: createHash("sha256").update(content).digest("hex") } } : {}),
   };
 }
 
-function deadLetter(message: OriginalMessage, reason: string, size: number): RouteDecision {
-  const truncated = size > MAX_KEPT_BODY_BYTES ? ` (body truncated to its first ${MAX_KEPT_BODY_BYTES} of ${size} bytes)` : "";
-  return { action: "dead-letter", job: deadLetterJobRequest({ kind: "dead-letter", reason: reason + truncated, message }) };
+/**
+ * Repository URLs with a user part are refused before any job id is built:
+ * ids, lock names, logs and Redis keys are made from the URL, and a message
+ * from a hostile sender must not plant its credentials (or someone else's)
+ * there. The reason names the field, never the URL.
+ */
+function refuseCredentials(value: unknown, where: string): void {
+  if (typeof value !== "string") return;
+  let userinfo = false;
+  try {
+    const parsed = new URL(value);
+    userinfo = parsed.username !== "" || parsed.password !== "";
+  } catch {
+    // Not a URL: the pattern below still catches scheme://user@.
+  }
+  if (userinfo || hasUrlCredentials(value)) throw new Invalid(`${where}: must not carry credentials (a user or password in the URL)`);
 }
 
 function parseBody(content: Buffer, text: string | undefined): Record<string, unknown> {
@@ -149,6 +185,7 @@ function routeHgPush(message: IncomingMessage, body: Record<string, unknown>, or
   switch (payload.type) {
     case "changegroup.1": {
       const data = check(changegroupData, payload.data, dataPath, "changegroup.1 message");
+      refuseCredentials(data.repo_url, `${dataPath}.repo_url`);
       return {
         action: "enqueue",
         job: hgSyncJobRequest({
@@ -162,14 +199,15 @@ function routeHgPush(message: IncomingMessage, body: Record<string, unknown>, or
     }
     case "newrepo.1": {
       const data = check(newrepoData, payload.data, dataPath, "newrepo.1 message");
+      refuseCredentials(data.repo_url, `${dataPath}.repo_url`);
       return { action: "enqueue", job: hgSyncJobRequest({ kind: "hg-newrepo", repoUrl: data.repo_url.replace(/\/+$/, ""), message: original }) };
     }
     case "obsolete.1":
       // Our models have no obsolescence markers (PRODUCT §5).
-      return { action: "ignore", reason: "hgpushes obsolete.1" };
+      return { action: "ignore", category: "hg-obsolete", reason: "hgpushes obsolete.1" };
     default:
       // vcsreplicator: "consumers should ignore unknown message types".
-      return { action: "ignore", reason: `hgpushes type ${payload.type.slice(0, 50)} not handled` };
+      return { action: "ignore", category: "hg-unknown-type", reason: `hgpushes type ${payload.type.slice(0, 50)} not handled` };
   }
 }
 
@@ -180,16 +218,25 @@ function routeGithub(message: IncomingMessage, body: Record<string, unknown>, or
   if (message.exchange === exchanges.githubWebhooks) {
     // Routing key <owner>/<repo>/<event>; the body says the event too.
     const envelope = check(githubWebhookEnvelope, body, "", "github-webhooks message");
-    if (envelope.event !== "push") return { action: "ignore", reason: `github event ${envelope.event.slice(0, 50)} not handled` };
+    if (envelope.event !== "push") return { action: "ignore", category: "github-other-event", reason: `github event ${envelope.event.slice(0, 50)} not handled` };
     const push = check(githubPushBody, envelope.payload, "payload", "GitHub push");
+    refuseRepositoryCredentials(push, "payload");
     return { action: "enqueue", job: hgSyncJobRequest(gitPushJob(push, envelope.request_id, original)) };
   }
   if (message.exchange === exchanges.taskclusterGithubPush) {
     const event = check(taskclusterGithubPush, body, "", "taskcluster-github push message");
     const push = check(githubPushBody, event.body, "body", "GitHub push");
+    refuseRepositoryCredentials(push, "body");
     return { action: "enqueue", job: hgSyncJobRequest(gitPushJob(push, event.eventId, original)) };
   }
   throw new Invalid(`exchange ${message.exchange} is not one the github feed is bound to`);
+}
+
+/** Every URL field of the push's repository (clone_url, html_url, url, git_url, ...). */
+function refuseRepositoryCredentials(push: z.output<typeof githubPushBody>, path: string): void {
+  for (const [key, value] of Object.entries(push.repository)) {
+    if (/url$/i.test(key)) refuseCredentials(value, `${path}.repository.${key}`);
+  }
 }
 
 function gitPushJob(push: z.output<typeof githubPushBody>, eventId: string, original: OriginalMessage): GitPushJob {

@@ -3,6 +3,7 @@ import { QUEUE_NAMES, type QueueName } from "../jobs/contracts.ts";
 import { closeQueues, openQueues } from "../jobs/queues.ts";
 import { replayDeadLetters } from "../jobs/replay-dead-letters.ts";
 import { replayFinishedJobs, type ReplayableState } from "../jobs/replay-failed.ts";
+import { replayPoison } from "../jobs/replay-poison.ts";
 import { createRedis } from "../redis.ts";
 import type { CliContext } from "./context.ts";
 
@@ -26,6 +27,7 @@ interface ReplayOptions {
   limit?: number;
   dryRun?: boolean;
   deadLetter?: boolean;
+  poison?: boolean;
   id?: string;
   json?: boolean;
 }
@@ -33,7 +35,9 @@ interface ReplayOptions {
 export function registerReplay(program: Command, context: CliContext): void {
   program
     .command("replay")
-    .description("re-run failed jobs in bulk (--queue), or re-submit dead letters through the bridge's routing (--dead-letter); idempotent")
+    .description(
+      "re-run failed jobs in bulk (--queue), re-submit dead letters through the bridge's routing (--dead-letter), or empty the Pulse poison queues through it (--poison); idempotent",
+    )
     .addOption(new Option("--queue <queue>", "queue whose finished jobs to re-run").choices(QUEUE_NAMES.filter((q) => q !== "dead-letter")))
     .addOption(new Option("--state <state>", "which finished jobs").choices(["failed", "completed"]).default("failed"))
     .option("--since <iso>", "only jobs finished at or after this time", isoDate)
@@ -41,15 +45,34 @@ export function registerReplay(program: Command, context: CliContext): void {
     .option("--limit <n>", "at most this many jobs (newest first)", positiveInteger)
     .option("--dead-letter", "re-submit dead letters instead (after a fix)")
     .option("--id <id>", "with --dead-letter: only this dead letter")
+    .option("--poison", "route the messages of the Pulse poison queues (over the delivery limit) into jobs or dead letters")
     .option("--dry-run", "show what would be done, change nothing")
     .option("--json", "print the summary as JSON")
     .action(async (options: ReplayOptions) => {
-      if (Boolean(options.deadLetter) === Boolean(options.queue)) throw new Error("give either --queue <queue> or --dead-letter");
+      if ([options.deadLetter, options.queue, options.poison].filter(Boolean).length !== 1) throw new Error("give one of --queue <queue>, --dead-letter or --poison");
       if (options.id && !options.deadLetter) throw new Error("--id goes with --dead-letter");
       const config = context.config();
       const redis = createRedis(config.redis.url, "worker");
       const queues = openQueues(redis, config.redis.prefix);
       try {
+        if (options.poison) {
+          const summary = await replayPoison(config, queues, { dryRun: Boolean(options.dryRun) });
+          if (options.json) return void console.log(JSON.stringify(summary, null, 2));
+          for (const o of summary.outcomes) {
+            const dropped = o.droppedHeaders.length ? `; headers dropped: ${o.droppedHeaders.join(", ")}` : "";
+            console.log(`${o.queue} (from ${o.from || "?"}, ${o.reason}): ${o.outcome} (${o.detail}${dropped})`);
+          }
+          for (const q of summary.queues) {
+            const counts = summary.outcomes.filter((o) => o.queue === q.queue);
+            const count = (outcome: string) => counts.filter((o) => o.outcome === outcome).length;
+            console.log(
+              q.missing
+                ? `${q.queue}: does not exist (no bridge has connected with this configuration)`
+                : `${q.queue}: ${q.messages} examined, ${count("enqueued")} ${summary.dryRun ? "would be " : ""}enqueued, ${count("dead-lettered")} ${summary.dryRun ? "would be " : ""}dead-lettered, ${count("ignored")} ignored, ${count("unroutable") + count("failed")} kept${summary.dryRun ? " [dry run: all kept]" : ""}`,
+            );
+          }
+          return;
+        }
         if (options.deadLetter) {
           const summary = await replayDeadLetters(config, queues, { ...(options.id ? { id: options.id } : {}), ...(options.limit ? { limit: options.limit } : {}), dryRun: Boolean(options.dryRun) });
           if (options.json) return void console.log(JSON.stringify(summary, null, 2));

@@ -8,6 +8,9 @@
  *   comes from there too). Pulse deletes a queue that grows past its limit,
  *   so alert on ready+unacked against `pulse_bridge_pulse_queue_max_length`.
  * - `pulse_bridge_pulse_queue_exists`: 0 when a queue is missing (deleted).
+ * The poison queues (`queue/<user>/<PULSE_QUEUE>/poison`, one per
+ * connection) are among them: anything ready there waits for an operator
+ * (`replay --poison`), so alert on it above 0.
  */
 import { Gauge, type Registry } from "prom-client";
 import type { Config, PulseFeed } from "../config.ts";
@@ -81,9 +84,14 @@ export function registerQueueDepthMetrics(registry: Registry, sources: QueueDept
     },
   });
 
+  // Each feed's queue, and each connection's poison queue once (its feeds share it).
+  const watched = [...feeds];
+  for (const feed of feeds) {
+    if (!watched.some((w) => w.connection === feed.connection && w.queue === feed.poisonQueue)) watched.push({ ...feed, queue: feed.poisonQueue });
+  }
   const depths = async () =>
     Promise.all(
-      feeds.map(async (feed) => {
+      watched.map(async (feed) => {
         try {
           const probe = brokers.get(feed.connection);
           const depth = config.pulse.managementUrl ? await managementDepth(config.pulse.managementUrl, feed) : probe ? await amqpDepth(probe, feed) : undefined;

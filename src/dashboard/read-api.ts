@@ -9,6 +9,11 @@
  * or percent-encoded; the last path segment says what is asked for.
  * Diffs come from the shared clone through the VCS back end, revisions are
  * validated as hex before anything runs, and the output is cut at a bound.
+ * At most MAX_RUNNING_DIFFS diff processes run at once (each is an hg or git
+ * process on a possibly large clone); MAX_WAITING_DIFFS more requests wait
+ * their turn, and beyond that the answer is 503 with Retry-After, so a burst
+ * of requests cannot start a process each.
+ * Failure reasons in the job history are shown with URL credentials masked.
  */
 import { existsSync } from "node:fs";
 import { Router, type Request, type Response } from "express";
@@ -18,10 +23,14 @@ import { QUEUE_NAMES } from "../jobs/contracts.ts";
 import type { Logger } from "../log.ts";
 import type { VcsBackend, VcsKind } from "../vcs/backend.ts";
 import { clonePathFor } from "../vcs/clone-path.ts";
+import { redactText } from "./redact-secrets.ts";
 
 export const DEFAULT_LIMIT = 20;
 export const MAX_LIMIT = 200;
 export const MAX_DIFF_BYTES = 1024 * 1024;
+export const MAX_RUNNING_DIFFS = 4;
+export const MAX_WAITING_DIFFS = 8;
+const DIFF_RETRY_AFTER_SECONDS = 2;
 const REVISION = /^[0-9a-f]{12,40}$/i;
 
 export interface ReadApiOptions {
@@ -33,6 +42,38 @@ export interface ReadApiOptions {
 }
 
 class BadRequest extends Error {}
+
+/** A counting semaphore with a bounded queue: `acquire()` is undefined when even the queue is full. */
+class DiffSlots {
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(
+    private readonly maxRunning: number,
+    private readonly maxWaiting: number,
+  ) {}
+
+  acquire(): Promise<() => void> | undefined {
+    if (this.running < this.maxRunning) {
+      this.running++;
+      return Promise.resolve(this.releaser());
+    }
+    if (this.waiting.length >= this.maxWaiting) return undefined;
+    return new Promise((resolve) => this.waiting.push(() => resolve(this.releaser())));
+  }
+
+  private releaser(): () => void {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      // The slot passes straight to the next in line.
+      if (next) next();
+      else this.running--;
+    };
+  }
+}
 
 function limitFrom(value: unknown): number {
   if (value === undefined) return DEFAULT_LIMIT;
@@ -47,9 +88,11 @@ function revisionFrom(name: string, value: unknown): string {
 
 export function readApiRouter({ config, db, log, backends }: ReadApiOptions): Router {
   const router = Router();
-  const handle = (work: (request: Request) => Promise<{ status?: number; body: unknown }>) => async (request: Request, response: Response) => {
+  const diffSlots = new DiffSlots(MAX_RUNNING_DIFFS, MAX_WAITING_DIFFS);
+  const handle = (work: (request: Request) => Promise<{ status?: number; body: unknown; headers?: Record<string, string> }>) => async (request: Request, response: Response) => {
     try {
-      const { status = 200, body } = await work(request);
+      const { status = 200, body, headers = {} } = await work(request);
+      for (const [name, value] of Object.entries(headers)) response.setHeader(name, value);
       response.status(status).json(body);
     } catch (error) {
       if (error instanceof BadRequest) {
@@ -124,13 +167,18 @@ export function readApiRouter({ config, db, log, backends }: ReadApiOptions): Ro
       if (!backend) return { status: 501, body: { error: `no ${repository.kind} back end in this process` } };
       const clone = clonePathFor(config.clones.dir, repository.url);
       if (!existsSync(clone)) return { status: 404, body: { error: "the repository has no clone yet" } };
+      const slot = diffSlots.acquire();
+      if (!slot) return { status: 503, headers: { "Retry-After": String(DIFF_RETRY_AFTER_SECONDS) }, body: { error: "too many diffs in progress; retry shortly" } };
+      const release = await slot;
       try {
         const diff = await backend.diff(clone, from, to, { maxBytes: MAX_DIFF_BYTES });
         return { body: { repository: repository.name, from, to, truncated: diff.truncated, maxBytes: MAX_DIFF_BYTES, diff: diff.text } };
       } catch (error) {
         // Unknown revisions are the usual cause; the tool's message says which.
-        log.info({ err: (error as Error).message, repository: repository.name }, "diff failed");
+        log.info({ err: redactText((error as Error).message), repository: repository.name }, "diff failed");
         return { status: 404, body: { error: "could not diff these revisions in the clone (unknown revision?)" } };
+      } finally {
+        release();
       }
     }),
   );
@@ -186,7 +234,7 @@ export function readApiRouter({ config, db, log, backends }: ReadApiOptions): Ro
         orderBy: { id: "desc" },
         take: limit,
       });
-      return { body: records.map(({ id: _id, ...record }) => record) };
+      return { body: records.map(({ id: _id, ...record }) => ({ ...record, jobId: redactText(record.jobId), error: record.error === null ? null : redactText(record.error) })) };
     }),
   );
   return router;

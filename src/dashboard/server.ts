@@ -8,11 +8,15 @@
  *   /artifacts/:id   detail artifacts of comparisons (tc-ingest's router)
  *   /api/...         read-only JSON API (read-api.ts)
  * Health, metrics, artifacts and the API are open: they hold no secrets and
- * change nothing.
+ * change nothing. Every answer carries helmet's security headers; the
+ * Content-Security-Policy is strict (nothing may load) except under /queues,
+ * where Bull Board's page needs its own scripts and styles, inline styles
+ * (its loading screen) and Google Fonts.
  */
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import express from "express";
+import helmet from "helmet";
 import { Registry } from "prom-client";
 import { pulseFeeds, type Config } from "../config.ts";
 import { openDatabase, type Database } from "../db/prisma.ts";
@@ -27,6 +31,7 @@ import { BrokerProbe } from "./broker-probe.ts";
 import { BOARD_PATH, bullBoardRouter } from "./bull-board.ts";
 import { registerQueueDepthMetrics } from "./queue-depth-metrics.ts";
 import { readApiRouter } from "./read-api.ts";
+import { redactText } from "./redact-secrets.ts";
 import { checkReadiness } from "./readiness.ts";
 
 export interface DashboardOptions {
@@ -45,6 +50,28 @@ export interface DashboardHandle {
   port: number;
   server: Server;
   close(): Promise<void>;
+}
+
+function securityHeaders(): express.RequestHandler {
+  const strict = helmet({
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: { "default-src": ["'none'"], "base-uri": ["'none'"], "form-action": ["'none'"], "frame-ancestors": ["'none'"] },
+    },
+  });
+  const board = helmet({
+    contentSecurityPolicy: {
+      useDefaults: true,
+      directives: {
+        // The dashboard is usually plain http (127.0.0.1): upgrading its requests would break the board.
+        "upgrade-insecure-requests": null,
+        "frame-ancestors": ["'none'"],
+        "style-src": ["'self'", "'unsafe-inline'", "https://fonts.googleapis.com"],
+        "font-src": ["'self'", "data:", "https://fonts.gstatic.com"],
+      },
+    },
+  });
+  return (request, response, next) => (request.path === BOARD_PATH || request.path.startsWith(`${BOARD_PATH}/`) ? board : strict)(request, response, next);
 }
 
 export async function startDashboard(options: DashboardOptions): Promise<DashboardHandle> {
@@ -67,6 +94,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
 
   const app = express();
   app.disable("x-powered-by");
+  app.use(securityHeaders());
   app.get("/", (_request, response) => response.redirect(BOARD_PATH));
   app.get("/healthz", (_request, response) => {
     response.json({ status: "ok" });
@@ -87,13 +115,21 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     }
   });
   app.use(BOARD_PATH, bullBoardRouter(queues, { credentials: config.dashboard.user && config.dashboard.password ? { user: config.dashboard.user, password: config.dashboard.password } : undefined }));
-  app.use(artifactLinkRouter({ db, log, requestTimeoutMs: config.taskcluster.requestTimeoutMs }));
+  app.use(artifactLinkRouter({ db, log, requestTimeoutMs: config.taskcluster.requestTimeoutMs, taskcluster: config.taskcluster }));
   app.use(readApiRouter({ config, db, log, backends: options.backends ?? {} }));
   app.use((_request, response) => {
     response.status(404).json({ error: "not found" });
   });
   // Express 5 forwards rejected handlers here; answer without leaking details.
-  app.use((error: Error, request: express.Request, response: express.Response, _next: express.NextFunction) => {
+  // Client errors raised by Express itself keep their status: a malformed
+  // percent-escape in a path parameter (URIError, 400), a body too large...
+  app.use((error: Error & { status?: number; statusCode?: number }, request: express.Request, response: express.Response, _next: express.NextFunction) => {
+    const status = error.status ?? error.statusCode;
+    if (typeof status === "number" && status >= 400 && status < 500) {
+      log.info({ err: redactText(error.message).slice(0, 300), status }, "bad request");
+      if (!response.headersSent) response.status(status).json({ error: error instanceof URIError ? "malformed percent-encoding in the path" : "bad request" });
+      return;
+    }
     log.error({ err: error, path: request.path }, "request failed");
     if (!response.headersSent) response.status(500).json({ error: "internal error" });
   });

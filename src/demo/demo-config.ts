@@ -70,10 +70,11 @@ export async function resetDemoState(config: Config): Promise<void> {
   const connection = await amqp.connect(config.pulse.url, AMQP_SOCKET_OPTIONS);
   connection.on("error", () => {});
   try {
-    for (const feed of pulseFeeds(config)) {
+    const feeds = pulseFeeds(config);
+    for (const queue of new Set(feeds.flatMap((feed) => [feed.queue, feed.legacyQueue, feed.poisonQueue]))) {
       const channel = await connection.createChannel();
       channel.on("error", () => {});
-      await channel.deleteQueue(feed.queue).catch(() => {});
+      await channel.deleteQueue(queue).catch(() => {});
       await channel.close().catch(() => {});
     }
   } finally {

@@ -32,6 +32,8 @@ export interface OriginalMessage {
   headers: Record<string, unknown>;
   redelivered: boolean;
   receivedAt: string;
+  /** Present when `body` holds only the first bytes of what was received. */
+  truncated?: { bytes: number; sha256: string };
 }
 
 /** hgpushes changegroup.1: new pushes up to `maxPushId` in the repository at `repoUrl`. */
@@ -93,7 +95,16 @@ export interface DeadLetterJob {
   kind: "dead-letter";
   /** Why it could not become a job: human readable, names the failing field. */
   reason: string;
+  /** The message, its body bounded to MAX_DEAD_LETTER_BODY_BYTES and its URL credentials masked. */
   message: OriginalMessage;
+  /** Size of the body as received, in bytes. */
+  bodyBytes: number;
+  /** sha256 (hex) of the body as received: tells distinct large messages apart. */
+  bodySha256: string;
+  /** `message.body` is only a prefix: the letter can be inspected but not replayed. */
+  bodyTruncated: boolean;
+  /** Credentials in URLs were masked in the kept body, routing key or headers. */
+  redacted: boolean;
 }
 
 export interface JobPayloads {
@@ -140,7 +151,9 @@ export const DEFAULT_JOB_OPTIONS: Record<QueueName, JobsOptions> = {
     removeOnFail: { age: 30 * 24 * 3600 },
   },
   // Dead letters are never processed automatically: they wait for an operator
-  // (replay --dead-letter) and are kept until removed.
+  // (replay --dead-letter). They stay waiting, where BullMQ's removeOn*
+  // options do not apply; DEAD_LETTER_MAX_COUNT / DEAD_LETTER_MAX_AGE bound
+  // them instead (jobs/dead-letter-retention.ts, run by the bridge).
   "dead-letter": {
     attempts: 1,
     removeOnComplete: false,

@@ -3,7 +3,9 @@
  * message delivered (or replayed) twice adds no second job: BullMQ ignores an
  * add whose id it already holds.
  */
-import { DEFAULT_JOB_OPTIONS, digest, safeJobIdPart, type DeadLetterJob, type HgSyncJob, type JobRequest, type TcIngestJob } from "./contracts.ts";
+import { createHash } from "node:crypto";
+import { redactText } from "../redact.ts";
+import { DEFAULT_JOB_OPTIONS, digest, safeJobIdPart, type DeadLetterJob, type HgSyncJob, type JobRequest, type OriginalMessage, type TcIngestJob } from "./contracts.ts";
 
 /** Identity of a repository in ids and lock names: the URL without scheme or trailing slash. */
 export function repositoryKey(repoUrl: string): string {
@@ -46,13 +48,66 @@ export function tcIngestJobRequest(data: TcIngestJob): JobRequest<"tc-ingest"> {
   };
 }
 
-/** Dead letters are keyed by their content: the same bad message lands once. */
-export function deadLetterJobRequest(data: DeadLetterJob): JobRequest<"dead-letter"> {
-  const { message } = data;
+/**
+ * Pulse messages SHOULD be under 8 KiB; a dead letter keeps this much of its
+ * body (a generous prefix), with the full size and a sha256, so that a sender
+ * of large distinct messages cannot fill Redis (each letter costs about this
+ * much, whatever it was sent).
+ */
+export const MAX_DEAD_LETTER_BODY_BYTES = 64 * 1024;
+
+export type DeadLetterInput = Pick<DeadLetterJob, "kind" | "reason" | "message">;
+
+/**
+ * Dead letters are keyed by their content (the sha256 of the whole body as
+ * received, not of the kept prefix): the same bad message lands once, two
+ * that differ only after the prefix land twice. The letter keeps at most
+ * MAX_DEAD_LETTER_BODY_BYTES of the body, and credentials in URLs are masked
+ * in the body, the routing key, the headers and the reason.
+ */
+export function deadLetterJobRequest(input: DeadLetterInput): JobRequest<"dead-letter"> {
+  const { message } = input;
+  const raw = Buffer.from(message.body, message.bodyEncoding === "base64" ? "base64" : "utf8");
+  const bodyBytes = message.truncated?.bytes ?? raw.length;
+  const bodySha256 = message.truncated?.sha256 ?? createHash("sha256").update(raw).digest("hex");
+  const cut = raw.length > MAX_DEAD_LETTER_BODY_BYTES;
+  let body = message.body;
+  if (cut) body = message.bodyEncoding === "utf8" ? utf8Prefix(raw, MAX_DEAD_LETTER_BODY_BYTES) : raw.subarray(0, MAX_DEAD_LETTER_BODY_BYTES).toString("base64");
+  const bodyTruncated = cut || message.truncated !== undefined;
+  let redacted = false;
+  const mask = (text: string) => {
+    const masked = redactText(text);
+    if (masked !== text) redacted = true;
+    return masked;
+  };
+  const kept: OriginalMessage = {
+    ...message,
+    body: message.bodyEncoding === "utf8" ? mask(body) : body,
+    routingKey: mask(message.routingKey),
+    headers: redactHeaders(message.headers ?? {}, mask) as Record<string, unknown>,
+    ...(bodyTruncated ? { truncated: { bytes: bodyBytes, sha256: bodySha256 } } : {}),
+  };
+  const note = bodyTruncated && !/\(body truncated to/.test(input.reason) ? ` (body truncated to its first ${Buffer.byteLength(kept.body, kept.bodyEncoding === "base64" ? "base64" : "utf8")} of ${bodyBytes} bytes)` : "";
+  const data: DeadLetterJob = { kind: "dead-letter", reason: redactText(input.reason) + note, message: kept, bodyBytes, bodySha256, bodyTruncated, redacted };
   return {
     queue: "dead-letter",
     name: data.kind,
     data,
-    opts: { ...DEFAULT_JOB_OPTIONS["dead-letter"], jobId: `dead|${digest(message.connection, message.exchange, message.routingKey, message.body)}` },
+    opts: { ...DEFAULT_JOB_OPTIONS["dead-letter"], jobId: `dead|${digest(message.connection, message.exchange, message.routingKey, bodySha256)}` },
   };
+}
+
+/** The longest prefix of at most `max` bytes that ends on a UTF-8 character boundary, as text. */
+export function utf8Prefix(raw: Buffer, max: number): string {
+  let end = Math.min(max, raw.length);
+  // Step back over continuation bytes (10xxxxxx) to the start of the cut character.
+  if (end < raw.length) while (end > max - 3 && (raw[end]! & 0xc0) === 0x80) end--;
+  return raw.subarray(0, end).toString("utf8");
+}
+
+function redactHeaders(value: unknown, mask: (text: string) => string, depth = 0): unknown {
+  if (typeof value === "string") return mask(value);
+  if (depth > 20 || value === null || typeof value !== "object" || Buffer.isBuffer(value)) return value;
+  if (Array.isArray(value)) return value.map((item) => redactHeaders(item, mask, depth + 1));
+  return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([key, item]) => [key, redactHeaders(item, mask, depth + 1)]));
 }

@@ -61,6 +61,12 @@ export async function replayDeadLetters(config: Config, queues: Queues, options:
       summary.outcomes.push({ id, outcome: "unroutable", detail: original ? `no feed ${original.feed} on connection ${original.connection} in this configuration` : "the dead letter holds no message" });
       continue;
     }
+    if (original.truncated) {
+      // Only a prefix was kept (job-requests.ts): replaying it would route a different message.
+      summary.stillInvalid++;
+      summary.outcomes.push({ id, outcome: "unroutable", detail: `cannot be replayed in full: only the first bytes of its ${original.truncated.bytes}-byte body were kept (sha256 ${original.truncated.sha256})` });
+      continue;
+    }
     const message: IncomingMessage = {
       feed,
       exchange: original.exchange,

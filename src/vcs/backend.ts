@@ -71,3 +71,14 @@ export function assertRevision(revision: string): string {
 export function cleanText(text: string): string {
   return text.replace(/\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD");
 }
+
+/**
+ * A commit date from seconds since the epoch. History is written by whoever
+ * pushes: a date outside what a Date (and PostgreSQL) can hold would make
+ * every sync of the repository fail, so it is stored as the epoch, as git
+ * shows a date it cannot represent.
+ */
+export function dateFromSeconds(seconds: number): Date {
+  const date = new Date(seconds * 1000);
+  return Number.isNaN(date.getTime()) ? new Date(0) : date;
+}

@@ -1,21 +1,29 @@
 /**
- * git back end: simple-git for clone and fetch (it refuses `ext::`,
- * `--upload-pack` and friends on top of our URL policy), plain `git` through
- * runTool for reading history and bounded diffs (simple-git buffers whole
- * outputs as strings).
+ * git back end: the `git` command through runTool, for everything (clone and
+ * fetch included: simple-git's guard refuses the very `-c` options and GIT_*
+ * variables that lock git down here, so we pass a fixed argument list
+ * ourselves and let git enforce the transport rules).
+ *
+ * Every call runs without system or user config (GIT_CONFIG_NOSYSTEM,
+ * GIT_CONFIG_GLOBAL=/dev/null, HOME=/nonexistent: no credential helper,
+ * proxy, url rewrite or hook from the machine) and without prompts. Network
+ * calls only speak http(s) (`protocol.allow=never` plus http/https) and
+ * follow no redirect at all: git cannot restrict a redirect to a host
+ * (`http.followRedirects=initial`, its default, follows one to anywhere), so
+ * a tracked URL that redirects fails with "returned error: 301".
  *
  * Clones are bare. Fetch always names the URL from the database rather than
- * a configured remote, and maps branches and tags onto local refs.
+ * a configured remote, and maps branches and tags onto local refs. History is
+ * read through git-history.ts (length-framed and NUL-framed output).
  */
 import { lstat, readdir, rm } from "node:fs/promises";
 import path from "node:path";
-import { simpleGit, type SimpleGit } from "simple-git";
 import type { Logger } from "../log.ts";
-import { assertRevision, cleanText, type ChangesetRecord, type DiffResult, type FileAction, type TransferOptions, type VcsBackend } from "./backend.ts";
+import { assertRevision, type ChangesetRecord, type DiffResult, type TransferOptions, type VcsBackend } from "./backend.ts";
+import { CatFileBatchReader, DiffTreeReader, parseCommitObject } from "./git-history.ts";
 import { MissingRevisionError } from "./missing-revision-error.ts";
-import { minimalEnv, runTool } from "./run-tool.ts";
+import { minimalEnv, progressLogger, runTool, ToolError } from "./run-tool.ts";
 
-// No user or system gitconfig, no prompts, no credential helpers.
 const GIT_ENV = minimalEnv({
   HOME: "/nonexistent",
   GIT_CONFIG_NOSYSTEM: "1",
@@ -23,61 +31,73 @@ const GIT_ENV = minimalEnv({
   GIT_TERMINAL_PROMPT: "0",
   GIT_ASKPASS: "/bin/false",
 });
-// simple-git's environment guard refuses most GIT_* variables (several can
-// run code); HOME=/nonexistent already means there is no user config, and
-// with no terminal git cannot prompt.
-const SIMPLE_GIT_ENV = minimalEnv({ HOME: "/nonexistent" });
+/** Options of every git call that talks to a server. */
+const GIT_NETWORK_CONFIG = [
+  "-c", "protocol.allow=never",
+  "-c", "protocol.http.allow=always",
+  "-c", "protocol.https.allow=always",
+  "-c", "http.followRedirects=false",
+  "-c", "credential.helper=",
+  "-c", "core.askPass=/bin/false",
+];
 const FETCH_REFSPECS = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"];
 
-function client(baseDir: string, log?: Logger, what = "git"): SimpleGit {
-  let last = 0;
-  return simpleGit({
-    baseDir,
-    progress: log
-      ? ({ stage, progress }) => {
-          const now = Date.now();
-          if (now - last >= 10_000) {
-            last = now;
-            log.info({ stage, percent: progress }, `${what} in progress`);
-          }
-        }
-      : undefined,
-  }).env(SIMPLE_GIT_ENV);
+function git(repoPath: string, args: string[], options: Omit<Parameters<typeof runTool>[2], "env"> = {}) {
+  return runTool("git", ["--git-dir", repoPath, ...args], { ...options, env: GIT_ENV });
 }
 
-function git(repoPath: string, args: string[], options: { maxBytes?: number } = {}) {
-  return runTool("git", ["--git-dir", repoPath, ...args], { env: GIT_ENV, ...options });
-}
-
-const ACTIONS: Record<string, FileAction> = { A: "added", M: "modified", D: "removed", T: "modified" };
-
-/** Parses `git log --format=%x1e%H%x00%P%x00%an <%ae>%x00%at%x00%B%x00 --name-status -z --no-renames`. */
-function parseLog(output: string): ChangesetRecord[] {
-  const records: ChangesetRecord[] = [];
-  for (const chunk of output.split("\x1e")) {
-    if (!chunk) continue;
-    const tokens = chunk.split("\0");
-    const [hash = "", parents = "", author = "", seconds = "0", body = ""] = tokens;
-    const files: ChangesetRecord["files"] = [];
-    for (let i = 5; i < tokens.length; i++) {
-      const status = tokens[i]!.trim();
-      const action = status ? ACTIONS[status[0]!] : undefined;
-      if (action && i + 1 < tokens.length) {
-        files.push({ path: cleanText(tokens[i + 1]!), action });
-        i++;
-      }
+/** A network call; a redirect it refused is said so, since git only reports the status code. */
+async function network(args: string[], { log, signal }: TransferOptions, what: string): Promise<void> {
+  try {
+    await runTool("git", [...GIT_NETWORK_CONFIG, ...args], { env: GIT_ENV, signal, onStderrLine: progressLogger(log, what) });
+  } catch (error) {
+    const redirect = error instanceof ToolError ? /returned error: (30[1278])\b/.exec(error.detail) : null;
+    if (redirect) {
+      const { command, code } = error as ToolError;
+      throw new ToolError(command, code, `fatal: the server answered ${redirect[1]} (a redirect); redirects are not followed: track the URL it redirects to if its host is allowed`);
     }
-    records.push({
-      revision: hash.toLowerCase(),
-      author: cleanText(author),
-      description: cleanText(body.replace(/\n+$/, "")),
-      date: new Date(Number(seconds) * 1000),
-      branch: null,
-      parents: parents.split(" ").filter(Boolean),
-      files,
-    });
+    throw error;
   }
-  return records;
+}
+
+function fetch(repoPath: string, url: string, options: TransferOptions) {
+  return network(["--git-dir", repoPath, "fetch", "--prune", "--progress", "--", url, ...FETCH_REFSPECS], options, "git fetch");
+}
+
+/**
+ * Reads full records of `revisions` (hex), in their order. cat-file and
+ * diff-tree run side by side when every revision is a full id (always, in
+ * practice); an abbreviated one must first be resolved by cat-file.
+ */
+async function readRecords(repoPath: string, revisions: string[]): Promise<ChangesetRecord[]> {
+  // Each commit is parsed as soon as cat-file has delivered it; its files are filled in below.
+  const records: Array<ChangesetRecord | undefined> = [];
+  const objects = new CatFileBatchReader((answer) => {
+    records.push("missing" in answer || answer.type !== "commit" ? undefined : parseCommitObject(answer.oid, answer.body, []));
+  });
+  const diffs = new DiffTreeReader();
+  const readFiles = (ids: string[]) =>
+    git(repoPath, ["diff-tree", "--stdin", "-z", "-r", "--root", "--no-renames", "--no-ext-diff", "--name-status"], {
+      input: ids.join("\n") + "\n",
+      onStdout: (chunk) => diffs.push(chunk),
+    });
+  const allFull = revisions.every((rev) => rev.length === 40 || rev.length === 64);
+  const [read, early] = await Promise.allSettled([
+    git(repoPath, ["cat-file", "--batch"], { input: revisions.join("\n") + "\n", onStdout: (chunk) => objects.push(chunk) }),
+    allFull ? readFiles(revisions) : Promise.resolve(undefined),
+  ]);
+  if (read.status === "rejected") throw read.reason;
+  const answered = objects.end();
+  if (answered !== revisions.length) throw new Error(`git cat-file answered ${answered} of ${revisions.length} revisions`);
+  const commits = records.map((record, i) => {
+    if (!record) throw new MissingRevisionError(revisions[i]!);
+    return record;
+  });
+  if (early.status === "rejected") throw early.reason;
+  if (!allFull) await readFiles(commits.map((c) => c.revision));
+  const files = diffs.end();
+  for (const commit of commits) commit.files = files.get(commit.revision) ?? [];
+  return commits;
 }
 
 async function removeStaleLocks(dir: string, staleAfterMs: number, depth: number, found: string[]): Promise<void> {
@@ -98,14 +118,14 @@ async function removeStaleLocks(dir: string, staleAfterMs: number, depth: number
 export const gitBackend: VcsBackend = {
   kind: "git",
 
-  async clone(url: string, dest: string, { log }: TransferOptions) {
-    await client(path.dirname(dest), log, "git clone").clone(url, dest, ["--bare", "--no-tags"]);
+  async clone(url: string, dest: string, options: TransferOptions) {
+    await network(["clone", "--bare", "--no-tags", "--progress", "--", url, dest], options, "git clone");
     // A bare clone maps branches 1:1 already; fetch below keeps doing so.
-    await client(dest).raw(["fetch", "--prune", "--", url, ...FETCH_REFSPECS]);
+    await fetch(dest, url, options);
   },
 
-  async pull(repoPath: string, url: string, { log }: TransferOptions) {
-    await client(repoPath, log, "git fetch").raw(["fetch", "--prune", "--progress", "--", url, ...FETCH_REFSPECS]);
+  async pull(repoPath: string, url: string, options: TransferOptions) {
+    await fetch(repoPath, url, options);
   },
 
   async isUsable(repoPath: string) {
@@ -133,8 +153,7 @@ export const gitBackend: VcsBackend = {
 
   async ancestors(repoPath: string, heads: string[], exclude: string[] = []) {
     if (heads.length === 0) return [];
-    const { stdout } = await runTool("git", ["--git-dir", repoPath, "rev-list", "--topo-order", "--reverse", "--stdin"], {
-      env: GIT_ENV,
+    const { stdout } = await git(repoPath, ["rev-list", "--topo-order", "--reverse", "--stdin"], {
       input: [...heads.map(assertRevision), ...exclude.map((rev) => `^${assertRevision(rev)}`)].join("\n") + "\n",
     });
     return stdout.toString("utf8").split("\n").filter(Boolean);
@@ -142,18 +161,7 @@ export const gitBackend: VcsBackend = {
 
   async *readChangesets(repoPath: string, revisions: string[], batchSize = 2000) {
     for (let start = 0; start < revisions.length; start += batchSize) {
-      const slice = revisions.slice(start, start + batchSize).map(assertRevision);
-      const { stdout } = await runTool(
-        "git",
-        ["--git-dir", repoPath, "log", "--no-walk=unsorted", "--stdin", "--format=%x1e%H%x00%P%x00%an <%ae>%x00%at%x00%B%x00", "--name-status", "-z", "--no-renames"],
-        { env: GIT_ENV, input: slice.join("\n") + "\n" },
-      );
-      const byHash = new Map(parseLog(stdout.toString("utf8")).map((r) => [r.revision, r]));
-      yield slice.map((rev) => {
-        const found = byHash.get(rev) ?? [...byHash.values()].find((r) => r.revision.startsWith(rev));
-        if (!found) throw new MissingRevisionError(rev);
-        return found;
-      });
+      yield await readRecords(repoPath, revisions.slice(start, start + batchSize).map(assertRevision));
     }
   },
 

@@ -9,12 +9,38 @@
 import { existsSync } from "node:fs";
 import { rm, lstat, access } from "node:fs/promises";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Logger } from "../log.ts";
-import { assertRevision, cleanText, type ChangesetRecord, type DiffResult, type FileAction, type TransferOptions, type VcsBackend } from "./backend.ts";
+import { assertRevision, cleanText, dateFromSeconds, type ChangesetRecord, type DiffResult, type FileAction, type TransferOptions, type VcsBackend } from "./backend.ts";
 import { MissingRevisionError } from "./missing-revision-error.ts";
 import { minimalEnv, progressLogger, runTool } from "./run-tool.ts";
 
-const HG_ENV = minimalEnv({ HGPLAIN: "1", HGRCPATH: "", HGENCODING: "utf-8", HGUSER: "pulse-bridge", HOME: "/nonexistent" });
+/**
+ * Mercurial follows HTTP redirects to any host and has no setting against it;
+ * this extension (shipped next to this module, copied into dist/ by the
+ * build) refuses every request to a host outside the list given with it, and
+ * clone bundles are off (their manifest names other hosts, e.g. a CDN). The
+ * list is the tracked URL's own host (which url-policy.ts has checked against
+ * ALLOWED_HOSTS): a redirect to another path of the same host is followed,
+ * one to any other host is refused before a connection is opened.
+ */
+const HOST_GUARD = fileURLToPath(new URL("./hg_host_guard.py", import.meta.url));
+
+function networkArgs(url: string): string[] {
+  // hg only warns when an extension fails to load and then runs without it.
+  if (!existsSync(HOST_GUARD)) throw new Error(`hg host guard extension missing at ${HOST_GUARD}: refusing to talk to a server without it`);
+  return [
+    "--config",
+    `extensions.pulsebridge_hostguard=${HOST_GUARD}`,
+    "--config",
+    `pulsebridge.allowed-hosts=${new URL(url).host}`,
+    "--config",
+    "ui.clonebundles=false",
+  ];
+}
+
+// PYTHONDONTWRITEBYTECODE: loading the host guard must not write __pycache__ next to it.
+const HG_ENV = minimalEnv({ HGPLAIN: "1", HGRCPATH: "", HGENCODING: "utf-8", HGUSER: "pulse-bridge", HOME: "/nonexistent", PYTHONDONTWRITEBYTECODE: "1" });
 const BASE_ARGS = ["--noninteractive", "--config", "ui.report_untrusted=false"];
 const NULL_NODE = "0".repeat(40);
 
@@ -62,7 +88,7 @@ function toRecord(line: LogLine): ChangesetRecord {
     revision: line.node.toLowerCase(),
     author: cleanText(line.author),
     description: cleanText(line.desc),
-    date: new Date(Number(seconds) * 1000),
+    date: dateFromSeconds(Number(seconds)),
     branch: cleanText(line.branch),
     parents: [line.p1, line.p2].filter((p) => p !== NULL_NODE),
     files,
@@ -93,11 +119,11 @@ export const hgBackend: VcsBackend = {
     // --stream copies the store files as they are (hg.mozilla.org serves
     // them; ~7x faster than a changegroup here); hg falls back to a normal
     // clone when the server does not offer it.
-    await hg(["clone", "--noupdate", "--stream", "--", url, dest], { signal, onStderrLine: progressLogger(log, "hg clone") });
+    await hg([...networkArgs(url), "clone", "--noupdate", "--stream", "--", url, dest], { signal, onStderrLine: progressLogger(log, "hg clone") });
   },
 
   async pull(repoPath: string, url: string, { log, signal }: TransferOptions) {
-    await hg(["pull", "-R", repoPath, "--", url], { signal, onStderrLine: progressLogger(log, "hg pull") });
+    await hg([...networkArgs(url), "pull", "-R", repoPath, "--", url], { signal, onStderrLine: progressLogger(log, "hg pull") });
   },
 
   async isUsable(repoPath: string) {

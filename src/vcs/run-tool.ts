@@ -11,14 +11,77 @@ export function minimalEnv(extra: Record<string, string>): Record<string, string
   return { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C.UTF-8", LC_ALL: "C.UTF-8", ...extra };
 }
 
+/** Characters kept of the tool's message in a ToolError. */
+const DETAIL_MAX = 200;
+
+/**
+ * Text a server controls that hg and git print inside an otherwise useful
+ * line: cut from the line, keeping what the tool itself says.
+ */
+const SERVER_TAILS: RegExp[] = [
+  // hg: "HTTP Error 404: <reason phrase from the status line>"
+  /(HTTP Error \d+):.*/i,
+  // hg: "unexpected response: '<bytes>'"; git: "remote error: <ERR packet>", "protocol error: <bytes>"
+  /(unexpected response|remote error|protocol error|bad response):.*/i,
+  // hg: "'<url>' sent a broken Content-Type header (<header>)"
+  /(sent a broken Content-Type header).*/i,
+  // hg: "abort: error: <reason>" for an HTTP exception quotes the server's status line
+  /(BadStatusLine|LineTooLong|IncompleteRead|RemoteDisconnected)\b.*/,
+];
+
+/**
+ * What of a failed tool's stderr may be shown (job errors, /api/jobs, Bull
+ * Board): its first meaningful line, cleaned. A server's own words never
+ * pass: hg quotes a non-repository answer's body between `---%<---` lines
+ * and prints a server's messages after `remote:` (git too); both come after
+ * or instead of the tool's own first line, and are dropped whole. Also
+ * dropped: credentials in URLs and control characters; the rest is cut at
+ * DETAIL_MAX characters.
+ */
+export function toolErrorDetail(stderr: string): string {
+  const lines: string[] = [];
+  let quoted = false;
+  for (const raw of stderr.split(/\r\n|[\r\n]/)) {
+    const line = raw.trim();
+    if (line.startsWith("---%<---")) {
+      quoted = !quoted;
+      continue;
+    }
+    if (quoted || line === "" || /^remote:/i.test(line)) continue;
+    // hg's progress and notices ("real URL is ...", "(hint)") say nothing about the failure.
+    if (/^(real URL is |\(|searching for changes|requesting all changes|streaming all changes|adding |transferred |applying clone bundle|Cloning into)/i.test(line)) continue;
+    lines.push(line);
+    if (/^(abort|fatal|error):/i.test(line)) return clean(line);
+  }
+  return clean(lines[0] ?? "");
+}
+
+function clean(line: string): string {
+  let text = line
+    .replace(/[\u0000-\u001f\u007f-\u009f]/g, " ")
+    .replace(/([a-z][a-z0-9+.-]*:\/\/)[^/\s@'"]*@/gi, "$1***@");
+  for (const tail of SERVER_TAILS) text = text.replace(tail, "$1");
+  text = text.replace(/\s+/g, " ").trim();
+  return text.length > DETAIL_MAX ? `${text.slice(0, DETAIL_MAX - 1)}…` : text;
+}
+
+/**
+ * A failed hg/git run. Its message names the subcommand and exit code and
+ * carries only toolErrorDetail() of stderr: the message becomes the job's
+ * error, which operators (and whoever can read the dashboard) see, so it must
+ * hold nothing a server sent. The raw stderr is not kept.
+ */
 export class ToolError extends Error {
   override name = "ToolError";
+  readonly detail: string;
   constructor(
     readonly command: string,
     readonly code: number | null,
-    readonly stderr: string,
+    stderr: string,
   ) {
-    super(`${command} failed (${code === null ? "killed" : `exit ${code}`}): ${stderr.trim().split("\n").slice(-3).join(" | ").slice(0, 500)}`);
+    const detail = toolErrorDetail(stderr);
+    super(`${command} failed (${code === null ? "killed" : `exit ${code}`})${detail ? `: ${detail}` : ""}`);
+    this.detail = detail;
   }
 }
 

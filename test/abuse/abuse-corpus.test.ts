@@ -90,8 +90,10 @@ describe("Pulse messages through routeMessage", () => {
       expect(decision.action).toBe(entry.expect.action);
       if (decision.action === "dead-letter" && entry.expect.action === "dead-letter") {
         expect(decision.job.data.reason).toMatch(entry.expect.reason);
-        // The raw body is kept for replay (base64 when it is not UTF-8), bounded.
-        expect(decision.job.data.message.body.length).toBeLessThanOrEqual(4 * 1024 * 1024 * 2);
+        // The raw body is kept for replay (base64 when it is not UTF-8), bounded to 64 KiB.
+        expect(decision.job.data.message.body.length).toBeLessThanOrEqual(Math.ceil((64 * 1024) / 3) * 4);
+        // Credentials in URLs never stay in a dead letter.
+        expect(JSON.stringify(decision.job)).not.toMatch(/:secret@|\/\/secret@|ghp_secret/);
       }
       if (decision.action === "ignore" && entry.expect.action === "ignore") expect(decision.reason).toMatch(entry.expect.reason);
       if (decision.action === "enqueue" && entry.expect.action === "enqueue" && decision.job.queue === "hg-sync") {
@@ -122,7 +124,8 @@ describe("repository URLs through the URL policy, the clone path and hg", () => 
         expect(tool).toBe("hg");
         const separator = args.indexOf("--");
         expect(separator).toBeGreaterThan(-1);
-        expect(args.slice(0, separator).every((arg) => !arg.includes("127.0.0.1"))).toBe(true);
+        // The URL only after "--"; before it, only its host, as the hg host guard's allowed list.
+        expect(args.slice(0, separator).every((arg) => !arg.includes("127.0.0.1") || /^pulsebridge\.allowed-hosts=127\.0\.0\.1(:\d+)?$/.test(arg))).toBe(true);
         const [url, dest] = args.slice(separator + 1);
         expect(url).toBe(checkRepositoryUrl(entry.url, ALLOWED_HOSTS.split(",")));
         expect(dest!.startsWith(env.clonesDir + path.sep)).toBe(true);

@@ -133,7 +133,8 @@ export const MESSAGE_CASES: MessageCase[] = [
   hgCase("JSON array", Buffer.from("[1,2,3]"), deadLetter(/JSON array, not an object/)),
   hgCase("JSON string", Buffer.from('"changegroup.1"'), deadLetter(/JSON string, not an object/)),
   hgCase("body of 1 MiB + 1 byte", Buffer.alloc(1024 * 1024 + 1, 0x20), deadLetter(/exceeds the 1048576-byte limit/)),
-  hgCase("body of 5 MiB kept truncated", Buffer.concat([Buffer.from('{"x":"'), Buffer.alloc(5 * 1024 * 1024, 0x61), Buffer.from('"}')]), deadLetter(/exceeds.*truncated to its first 4194304/)),
+  hgCase("body of 5 MiB kept truncated", Buffer.concat([Buffer.from('{"x":"'), Buffer.alloc(5 * 1024 * 1024, 0x61), Buffer.from('"}')]), deadLetter(/exceeds.*truncated to its first 65536 of 5242888 bytes/)),
+  hgCase("binary body of 5 MiB kept truncated", Buffer.concat([Buffer.from([0xff]), Buffer.alloc(5 * 1024 * 1024, 0x80)]), deadLetter(/exceeds.*truncated to its first 65536 of 5242881 bytes/)),
   hgCase("nesting 100,000 deep as data", Buffer.from(`{"payload": {"type": "changegroup.1", "data": ${deeplyNested(100_000)}}}`), deadLetter(/payload\.data/)),
   hgCase("nesting 100,000 deep as heads", Buffer.from(`{"payload": {"type": "changegroup.1", "data": {"repo_url": "https://hg.mozilla.org/x", "heads": ${deeplyNested(100_000, '"a"')}, "pushlog_pushes": []}}}`), deadLetter(/heads\[0\]/)),
   hgCase("__proto__ key (prototype pollution attempt)", Buffer.from(`{"__proto__": {"polluted": true}, "payload": {"type": "obsolete.1", "data": {"__proto__": {"polluted": true}}}}`), { action: "ignore", reason: /obsolete/ }),
@@ -166,7 +167,10 @@ export const MESSAGE_CASES: MessageCase[] = [
   hgCase("repo_url on a host not allowed", changegroup((d) => (d.repo_url = "https://evil.example.com/l10n-central/de")), refused(/not in ALLOWED_HOSTS/)),
   hgCase("repo_url with .. traversal", changegroup((d) => (d.repo_url = "https://hg.mozilla.org/../../../etc")), refused(/'\.' or '\.\.' segments/)),
   hgCase("repo_url with encoded traversal", changegroup((d) => (d.repo_url = "https://hg.mozilla.org/l10n%2F..%2F..%2Fetc")), refused(/'\.' or '\.\.' segments|encoded separators/)),
-  hgCase("repo_url with credentials", changegroup((d) => (d.repo_url = "https://user:secret@hg.mozilla.org/l10n-central/de")), refused(/credentials/)),
+  // Credentials never reach a job id, a lock name or a log: refused by the bridge itself.
+  hgCase("repo_url with credentials", changegroup((d) => (d.repo_url = "https://user:secret@hg.mozilla.org/l10n-central/de")), deadLetter(/repo_url: must not carry credentials/)),
+  hgCase("repo_url with a token as user", changegroup((d) => (d.repo_url = "https://ghp_secret@hg.mozilla.org/l10n-central/de")), deadLetter(/repo_url: must not carry credentials/)),
+  hgCase("newrepo.1 with credentials", json({ payload: { type: "newrepo.1", data: { repo_url: "https://user:secret@hg.mozilla.org/l10n-central/xx" } } }), deadLetter(/repo_url: must not carry credentials/)),
   hgCase("repo_url with a query (--config hook)", changegroup((d) => (d.repo_url = "https://hg.mozilla.org/x?--config=hooks.pre-pull=touch")), refused(/query strings/)),
   hgCase(
     "routing key with traversal and shell metacharacters",
@@ -179,6 +183,8 @@ export const MESSAGE_CASES: MessageCase[] = [
   githubCase("GitHub full_name with traversal", (p) => (p.repository.full_name = "../.."), refused(/'\.' or '\.\.' segments/)),
   githubCase("GitHub full_name with three segments", (p) => (p.repository.full_name = "a/b/c"), deadLetter(/repository\.full_name/)),
   githubCase("GitHub commits is not an array", (p) => (p.commits = "all"), deadLetter(/payload\.commits/)),
+  githubCase("GitHub clone_url with credentials", (p) => (p.repository.clone_url = "https://x-access-token:secret@github.com/o/r.git"), deadLetter(/repository\.clone_url: must not carry credentials/)),
+  githubCase("GitHub html_url with a token", (p) => (p.repository.html_url = "https://secret@github.com/o/r"), deadLetter(/repository\.html_url: must not carry credentials/)),
 
   // Taskcluster
   taskCase("taskId with traversal", (b) => (b.status.taskId = "../../../etc/passwd"), deadLetter(/status\.taskId: must be a Taskcluster slugid/)),

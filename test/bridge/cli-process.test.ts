@@ -4,20 +4,16 @@
  * nothing, and no credential ever reaches its logs, even when the broker
  * refuses the login and the URL is reported.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { startBridge } from "../../src/bridge/bridge.ts";
+import { pulseFeeds } from "../../src/config.ts";
 import { closeQueues, openQueues, type Queues } from "../../src/jobs/queues.ts";
 import { createLogger } from "../../src/log.ts";
 import { createRedis, type Redis } from "../../src/redis.ts";
+import { assertCliBuilt, spawnBridgeProcess, type BridgeProcess } from "../support/bridge-process.ts";
 import { declareExchanges, openPublisher, queueDepth, taskCompletedMessage, type Publisher } from "../support/pulse.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
-
-const root = fileURLToPath(new URL("../..", import.meta.url));
-const cli = `${root}dist/cli.js`;
 
 let env: TestEnvironment;
 let publisher: Publisher;
@@ -25,7 +21,7 @@ let redis: Redis;
 let queues: Queues;
 
 beforeAll(async () => {
-  if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build first (CI does)`);
+  assertCliBuilt();
   env = await createTestEnvironment("bridge-cli");
   publisher = await openPublisher();
   await declareExchanges(publisher, env.config);
@@ -40,23 +36,8 @@ afterAll(async () => {
   await env?.cleanup();
 });
 
-interface BridgeProcess {
-  child: ChildProcess;
-  logs(): string;
-  exited: Promise<number | null>;
-}
-
 function runBridge(extraEnv: Record<string, string>): BridgeProcess {
-  const child = spawn(process.execPath, [cli, "bridge"], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env.env, LOG_LEVEL: "debug", ...extraEnv },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  return { child, logs: () => output, exited };
+  return spawnBridgeProcess({ ...env.env, LOG_LEVEL: "debug", ...extraEnv });
 }
 
 async function jobTotal(): Promise<number> {
@@ -76,7 +57,7 @@ it("SIGTERM in the middle of a stream: exits 0, every message is a job or still 
     expect(await bridge.exited).toBe(0);
     await publishing;
 
-    const tcQueue = `${config.pulse.queuePrefix}/taskcluster`;
+    const tcQueue = pulseFeeds(config).find((feed) => feed.kind === "taskcluster")!.queue;
     const depth = (await queueDepth(tcQueue))!;
     expect(depth.unacked).toBe(0);
     const jobs = await jobTotal();

@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { loadConfig, pulseFeeds, type FeedKind } from "../../src/config.ts";
-import { MAX_BODY_BYTES, routeMessage, type IncomingMessage, type RouteDecision } from "../../src/bridge/route-message.ts";
+import { createHash } from "node:crypto";
+import { IGNORE_CATEGORIES, MAX_BODY_BYTES, MAX_KEPT_BODY_BYTES, routeMessage, type IncomingMessage, type RouteDecision } from "../../src/bridge/route-message.ts";
 import { formatJson, formatText } from "../support/formats.ts";
 
 const config = loadConfig({ PULSE_URL: "amqp://bridge:secret@127.0.0.1:5672", TASKCLUSTER_ROOT_URL: "https://tc.example.com" });
@@ -72,10 +73,10 @@ describe("hgpushes", () => {
 
   it("obsolete.1 (all three real shapes) and unknown types are ignored", () => {
     for (const file of ["v2-obsolete.1.rebase.envelope.json", "v2-obsolete.1.prune.envelope.json", "v2-obsolete.1.unknown-precursors.envelope.json"]) {
-      expect(routeMessage(message("hgpushes", ex.hgpushes, "obs", formatJson(`hgpushes/${file}`)), config)).toEqual({ action: "ignore", reason: "hgpushes obsolete.1" });
+      expect(routeMessage(message("hgpushes", ex.hgpushes, "obs", formatJson(`hgpushes/${file}`)), config)).toEqual({ action: "ignore", category: "hg-obsolete", reason: "hgpushes obsolete.1" });
     }
     const future = { payload: { type: "branchmove.1", data: {} }, _meta: {} };
-    expect(routeMessage(message("hgpushes", ex.hgpushes, "x", future), config)).toEqual({ action: "ignore", reason: "hgpushes type branchmove.1 not handled" });
+    expect(routeMessage(message("hgpushes", ex.hgpushes, "x", future), config)).toEqual({ action: "ignore", category: "hg-unknown-type", reason: "hgpushes type branchmove.1 not handled" });
   });
 
   it("names the failing field of a changegroup.1", () => {
@@ -128,7 +129,7 @@ describe("GitHub", () => {
 
   it("other GitHub events are ignored; a broken push names its field", () => {
     const body = formatJson("github-webhooks/github-webhooks-v1-push.envelope.assembled.json");
-    expect(routeMessage(message("github", ex.githubWebhooks, "o/r/issues", { ...body, event: "issues" }), config)).toEqual({ action: "ignore", reason: "github event issues not handled" });
+    expect(routeMessage(message("github", ex.githubWebhooks, "o/r/issues", { ...body, event: "issues" }), config)).toEqual({ action: "ignore", category: "github-other-event", reason: "github event issues not handled" });
     delete body.payload.repository.full_name;
     expect(deadReason(routeMessage(message("github", ex.githubWebhooks, "o/r/push", body), config))).toContain("payload.repository.full_name");
   });
@@ -196,7 +197,9 @@ describe("invalid bodies", () => {
     }
     expect(deadReason(routeMessage(message(kind, exchange, "k", "[1,2]"), config))).toBe("body is JSON array, not an object");
     const huge = Buffer.alloc(MAX_BODY_BYTES + 1, 0x20);
-    expect(deadReason(routeMessage(message(kind, exchange, "k", huge), config))).toBe(`body of ${MAX_BODY_BYTES + 1} bytes exceeds the ${MAX_BODY_BYTES}-byte limit`);
+    expect(deadReason(routeMessage(message(kind, exchange, "k", huge), config))).toBe(
+      `body of ${MAX_BODY_BYTES + 1} bytes exceeds the ${MAX_BODY_BYTES}-byte limit (body truncated to its first ${MAX_KEPT_BODY_BYTES} of ${MAX_BODY_BYTES + 1} bytes)`,
+    );
   });
 
   it("dead letters keep the raw body and have an id derived from it", () => {
@@ -209,5 +212,103 @@ describe("invalid bodies", () => {
 
   it("a message on an exchange the feed is not bound to is dead-lettered, not guessed at", () => {
     expect(deadReason(routeMessage(message("taskcluster", "exchange/other", "k", {}), config))).toBe("exchange exchange/other is not one the taskcluster feed is bound to");
+  });
+});
+
+describe("hostile senders", () => {
+  const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
+
+  it("a dead letter keeps at most a 64 KiB prefix of a large body, with its size, sha256 and a truncation note", () => {
+    expect(MAX_KEPT_BODY_BYTES).toBe(64 * 1024);
+    // Two 5 MB text bodies that differ only at their very end, and a binary one.
+    const base = Buffer.alloc(5 * 1024 * 1024, 0x61);
+    const first = Buffer.concat([Buffer.from("{\"x\":\""), base, Buffer.from("1\"}")]);
+    const second = Buffer.concat([Buffer.from("{\"x\":\""), base, Buffer.from("2\"}")]);
+    const binary = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.alloc(5 * 1024 * 1024, 0x80)]);
+    const letters = [first, second, binary].map((body) => {
+      const decision = routeMessage(message("hgpushes", ex.hgpushes, "k", body), config);
+      if (decision.action !== "dead-letter") throw new Error("expected a dead letter");
+      return { body, job: decision.job };
+    });
+    for (const { body, job } of letters) {
+      const kept = Buffer.from(job.data.message.body, job.data.message.bodyEncoding === "base64" ? "base64" : "utf8");
+      expect(kept.length).toBeLessThanOrEqual(MAX_KEPT_BODY_BYTES);
+      expect(body.subarray(0, kept.length).equals(kept)).toBe(true);
+      expect(job.data).toMatchObject({ bodyBytes: body.length, bodySha256: sha256(body), bodyTruncated: true });
+      expect(job.data.message.truncated).toEqual({ bytes: body.length, sha256: sha256(body) });
+      expect(job.data.reason).toMatch(new RegExp(`\\(body truncated to its first ${kept.length} of ${body.length} bytes\\)$`));
+      // The whole job, as BullMQ stores it, stays small.
+      expect(JSON.stringify(job.data).length).toBeLessThan(100 * 1024);
+    }
+    expect(letters[2]!.job.data.message.bodyEncoding).toBe("base64");
+    // Distinct messages stay distinct although their kept prefixes are equal.
+    expect(new Set(letters.map(({ job }) => job.opts.jobId)).size).toBe(3);
+  });
+
+  it("a text prefix is cut on a character boundary", () => {
+    const body = Buffer.from("é".repeat(MAX_BODY_BYTES));
+    const decision = routeMessage(message("hgpushes", ex.hgpushes, "k", body), config);
+    if (decision.action !== "dead-letter") throw new Error("expected a dead letter");
+    expect(decision.job.data.message.bodyEncoding).toBe("utf8");
+    expect(decision.job.data.message.body).toBe("é".repeat(MAX_KEPT_BODY_BYTES / 2));
+  });
+
+  it("a small dead letter is kept whole, replayable, with its size and sha256", () => {
+    const decision = routeMessage(message("hgpushes", ex.hgpushes, "k", "{nope"), config);
+    if (decision.action !== "dead-letter") throw new Error("expected a dead letter");
+    expect(decision.job.data).toMatchObject({ bodyBytes: 5, bodySha256: sha256(Buffer.from("{nope")), bodyTruncated: false, redacted: false });
+    expect(decision.job.data.message.truncated).toBeUndefined();
+  });
+
+  it("ignore reasons are a fixed set whatever the sender's type or event (the metric label), the text stays in `reason`", () => {
+    const categories = new Set<string>();
+    for (let i = 0; i < 300; i++) {
+      const hg = routeMessage(message("hgpushes", ex.hgpushes, "x", { payload: { type: `evil-${i}`, data: {} } }), config);
+      const gh = routeMessage(message("github", ex.githubWebhooks, "o/r/x", { event: `evil-${i}`, request_id: "r", payload: {} }), config);
+      for (const decision of [hg, gh]) {
+        if (decision.action !== "ignore") throw new Error(`expected ignore, got ${decision.action}`);
+        categories.add(decision.category);
+        expect(decision.reason).toContain(`evil-${i}`);
+      }
+    }
+    expect([...categories].sort()).toEqual(["github-other-event", "hg-unknown-type"]);
+    expect(IGNORE_CATEGORIES).toHaveLength(3);
+  });
+
+  describe("credentials in repository URLs are refused before any id is built, and masked in the dead letter", () => {
+    const changegroup = formatJson("hgpushes/v2-changegroup.1.envelope.json");
+    const newrepo = formatJson("hgpushes/v2-newrepo.1.envelope.json");
+    const webhook = formatJson("github-webhooks/github-webhooks-v1-push.envelope.assembled.json");
+    const [tcPush] = formatJson<Array<{ routingKey: string; payload: any }>>("github-webhooks/taskcluster-github/treeherder-fixture-github_push.taskcluster-github-v1-push.json");
+    const cases: Array<[string, IncomingMessage, RegExp]> = [];
+    {
+      const body = structuredClone(changegroup);
+      body.payload.data.repo_url = "https://elmo:hunter2@hg.mozilla.org/mozilla-central";
+      cases.push(["hg changegroup.1 user:password", message("hgpushes", ex.hgpushes, "mozilla-central", body), /payload\.data\.repo_url: must not carry credentials/]);
+    }
+    {
+      const body = structuredClone(newrepo);
+      body.payload.data.repo_url = "https://ghp_hunter2token@hg.mozilla.org/integration/x";
+      cases.push(["hg newrepo.1 token as user", message("hgpushes", ex.hgpushes, "integration/x", body), /payload\.data\.repo_url: must not carry credentials/]);
+    }
+    {
+      const body = structuredClone(webhook);
+      body.payload.repository.clone_url = "https://x-access-token:hunter2@github.com/mozilla-mobile/android-components.git";
+      cases.push(["GitHub webhook clone_url", message("github", ex.githubWebhooks, "mozilla-mobile/android-components/push", body), /payload\.repository\.clone_url: must not carry credentials/]);
+    }
+    {
+      const payload = structuredClone(tcPush!.payload);
+      payload.body.repository.html_url = "https://hunter2@github.com/mozilla-mobile/android-components";
+      cases.push(["taskcluster-github html_url", message("github", ex.taskclusterGithubPush, tcPush!.routingKey, payload), /body\.repository\.html_url: must not carry credentials/]);
+    }
+    it.each(cases)("%s", (_name, incoming, reason) => {
+      const decision = routeMessage(incoming, config);
+      expect(deadReason(decision)).toMatch(reason);
+      if (decision.action !== "dead-letter") return;
+      const stored = JSON.stringify({ id: decision.job.opts.jobId, data: decision.job.data });
+      expect(stored).not.toContain("hunter2");
+      expect(decision.job.data.redacted).toBe(true);
+      expect(decision.job.data.message.body).toContain("***@");
+    });
   });
 });

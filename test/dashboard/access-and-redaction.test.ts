@@ -1,7 +1,7 @@
 /** The dashboard's building blocks that guard secrets: basic-auth parsing/comparison and redaction of rendered job data. */
 import { describe, expect, it } from "vitest";
 import { credentialsMatch, parseBasicAuth } from "../../src/dashboard/basic-auth.ts";
-import { redactSecrets } from "../../src/dashboard/redact-secrets.ts";
+import { redactSecrets, redactText, redactUrlsDeep } from "../../src/dashboard/redact-secrets.ts";
 
 const header = (text: string) => `Basic ${Buffer.from(text).toString("base64")}`;
 
@@ -35,5 +35,18 @@ describe("redaction of rendered job data", () => {
     for (const secret of ["Bearer abc", '"k"', "hunter2", '"p"', ":pw@"]) expect(shown).not.toContain(secret);
     expect(shown).toContain("route.project.l10n.elmo.v1");
     expect(shown).toContain("amqps://elmo:***@pulse.mozilla.org:5671");
+  });
+});
+
+describe("redaction of text", () => {
+  it("masks a token in a URL's user part as well as user:password, idempotently, and leaves other text alone", () => {
+    expect(redactText("clone https://ghp_abc123@github.com/o/r failed")).toBe("clone https://***@github.com/o/r failed");
+    expect(redactText("https://x-access-token:tok@github.com/o/r and ssh://git:pw@host/x")).toBe("https://x-access-token:***@github.com/o/r and ssh://git:***@host/x");
+    expect(redactText(redactText("https://a:b@h/x https://t@h/y"))).toBe("https://a:***@h/x https://***@h/y");
+    expect(redactText("mail test@example.org, https://hg.mozilla.org/x?y=a@b")).toBe("mail test@example.org, https://hg.mozilla.org/x?y=a@b");
+  });
+
+  it("redactUrlsDeep keeps keys (Bull Board's own fields) and masks every string", () => {
+    expect(redactUrlsDeep({ failedReason: "at https://u:p@h/x", stacktrace: ["Error: https://tok@h/y"], token: 1 })).toEqual({ failedReason: "at https://u:***@h/x", stacktrace: ["Error: https://***@h/y"], token: 1 });
   });
 });

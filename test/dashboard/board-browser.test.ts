@@ -98,7 +98,13 @@ afterAll(async () => {
 describe("Bull Board", () => {
   it("lists the three queues, retries a failed job from the UI with credentials, and never shows secrets", async () => {
     const page = await browser.newPage();
-    await page.goto(`${withAuth.url}/queues`);
+    // The dashboard's Content-Security-Policy (helmet) must not block the board.
+    const blocked: string[] = [];
+    page.on("console", (entry) => {
+      if (/Content Security Policy|Refused to (load|execute|apply)/i.test(entry.text())) blocked.push(entry.text());
+    });
+    const first = await page.goto(`${withAuth.url}/queues`);
+    expect(first?.headers()["content-security-policy"]).toContain("script-src 'self'");
     for (const name of ["hg-sync", "tc-ingest", "dead-letter"]) {
       await page.getByText(name, { exact: true }).first().waitFor({ timeout: 20_000 });
     }
@@ -127,6 +133,7 @@ describe("Bull Board", () => {
     expect(response.status()).toBeLessThan(300);
     await waitFor("the retried job completed", async () => (await queue.getJobState("tc|retry-me")) === "completed");
     await page.screenshot({ path: path.join(ARTIFACTS, "board-after-retry.png"), fullPage: true });
+    expect(blocked).toEqual([]);
     await page.close();
   });
 

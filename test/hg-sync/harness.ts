@@ -1,6 +1,7 @@
 /** Shared helpers of the hg-sync tests: an in-process worker pool and job waiting. */
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll } from "vitest";
 import { Queue, type Job } from "bullmq";
 import { Redis } from "ioredis";
 import type { Config } from "../../src/config.ts";
@@ -10,6 +11,9 @@ import { hgSyncJobRequest } from "../../src/jobs/job-requests.ts";
 import { startPool } from "../../src/jobs/start-pool.ts";
 import { Lifecycle } from "../../src/lifecycle.ts";
 import { createLogger } from "../../src/log.ts";
+import { startGitUpstream, type GitUpstream } from "../support/git-upstream.ts";
+import { startHgServer, type HgServer } from "../support/hg-server.ts";
+import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
 
 export async function startWorker(config: Config, concurrency = 2) {
@@ -17,6 +21,41 @@ export async function startWorker(config: Config, concurrency = 2) {
   const lifecycle = new Lifecycle(log);
   await startPool(hgSyncPool, { config, log, lifecycle, concurrency });
   return { stop: () => lifecycle.shutdown("test done") };
+}
+
+/** What useHgSyncSetting gives a test file: filled in by its beforeAll. */
+export interface HgSyncSetting {
+  env: TestEnvironment;
+  /** Only when asked for with `hg: true`. */
+  hg: HgServer;
+  /** Only when asked for with `git: true`. */
+  git: GitUpstream;
+  jobs: ReturnType<typeof openQueue>;
+}
+
+/**
+ * The usual setting of an hg-sync test file, set up in beforeAll and torn down
+ * in afterAll: its own test environment, the upstream stand-ins it asks for,
+ * an in-process worker pool and the hg-sync queue.
+ */
+export function useHgSyncSetting(name: string, upstreams: { hg?: boolean; git?: boolean }): HgSyncSetting {
+  const setting = {} as HgSyncSetting;
+  let worker: Awaited<ReturnType<typeof startWorker>> | undefined;
+  beforeAll(async () => {
+    setting.env = await createTestEnvironment(name);
+    if (upstreams.hg) setting.hg = await startHgServer();
+    if (upstreams.git) setting.git = await startGitUpstream();
+    worker = await startWorker(setting.env.config);
+    setting.jobs = openQueue(setting.env.config);
+  });
+  afterAll(async () => {
+    await worker?.stop();
+    await setting.jobs?.close();
+    await setting.git?.close();
+    await setting.hg?.close();
+    await setting.env?.cleanup();
+  });
+  return setting;
 }
 
 export function openQueue(config: Config) {
@@ -36,9 +75,11 @@ export function openQueue(config: Config) {
       return waitFor(
         `job ${jobId} to finish`,
         async () => {
-          const job = await queue.getJob(jobId);
+          const state = await queue.getJobState(jobId);
+          // Read the job after its state: read before, it can predate the outcome
+          // (state "completed" with no returnvalue yet).
+          const job = state === "unknown" ? undefined : await queue.getJob(jobId);
           if (!job) return undefined;
-          const state = await job.getState();
           if (state === "completed") return job;
           // A failed attempt ends the wait too: tests expect none (or assert the reason).
           if ((state === "failed" || state === "delayed") && job.failedReason) return job;

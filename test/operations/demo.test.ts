@@ -6,7 +6,7 @@
 import { spawnSync } from "node:child_process";
 import amqp from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config.ts";
+import { loadConfig, pulseFeeds } from "../../src/config.ts";
 import { demoEnvironment, resetDemoState } from "../../src/demo/demo-config.ts";
 import { SERVICES, createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 
@@ -19,7 +19,7 @@ afterAll(async () => {
   const demo = loadConfig(demoEnvironment(env.env, { taskclusterRootUrl: "http://127.0.0.1:1", clonesDir: env.clonesDir }));
   await resetDemoState(demo).catch(() => {});
   const connection = await amqp.connect(SERVICES.amqp);
-  for (const exchange of Object.values(demo.pulse.exchanges)) {
+  for (const exchange of new Set([...Object.values(demo.pulse.exchanges), ...pulseFeeds(demo).map((feed) => feed.poisonExchange)])) {
     const channel = await connection.createChannel();
     channel.on("error", () => {});
     await channel.deleteExchange(exchange).catch(() => {});

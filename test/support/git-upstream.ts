@@ -20,6 +20,10 @@ export interface GitUpstream {
   createRepo(name: string): Promise<string>;
   /** Commits `files` (null removes) on `branch` and pushes; returns the new sha. */
   commit(name: string, files: Record<string, string | null>, message: string, branch?: string): Promise<string>;
+  /** Runs git in `name`'s work tree (stdin: `input`, raw bytes allowed); returns stdout. For crafted objects. */
+  git(name: string, args: string[], input?: Buffer | string): Promise<string>;
+  /** Every request seen (`METHOD /path?query`), for assertions. */
+  requests: string[];
   close(): Promise<void>;
 }
 
@@ -41,8 +45,10 @@ export async function startGitUpstream(): Promise<GitUpstream> {
   };
   const git = (cwd: string, ...args: string[]) => run("git", args, { cwd, env });
 
+  const requests: string[] = [];
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://x");
+    requests.push(`${req.method} ${url.pathname}${url.search}`);
     const cgi = spawn("git", ["http-backend"], {
       env: {
         ...env,
@@ -89,6 +95,7 @@ export async function startGitUpstream(): Promise<GitUpstream> {
 
   return {
     url: base,
+    requests,
     repoUrl: (name) => `${base}/${name}.git`,
     async createRepo(name) {
       const bare = path.join(served, `${name}.git`);
@@ -116,6 +123,20 @@ export async function startGitUpstream(): Promise<GitUpstream> {
       await git(tree, "commit", "-q", "-m", message);
       await git(tree, "push", "-q", "origin", branch);
       return (await git(tree, "rev-parse", "HEAD")).stdout.trim();
+    },
+    git(name, args, input) {
+      return new Promise((resolve, reject) => {
+        const child = spawn("git", args, { cwd: path.join(work, name), env, stdio: ["pipe", "pipe", "pipe"] });
+        const out: Buffer[] = [];
+        let err = "";
+        child.stdout.on("data", (chunk: Buffer) => out.push(chunk));
+        child.stderr.on("data", (chunk: Buffer) => (err += chunk));
+        child.on("error", reject);
+        // A command that reads no stdin may exit before it is written.
+        child.stdin.on("error", () => {});
+        child.on("close", (code) => (code === 0 ? resolve(Buffer.concat(out).toString("utf8")) : reject(new Error(`git ${args[0]} exited ${code}: ${err}`))));
+        child.stdin.end(input ?? "");
+      });
     },
     async close() {
       server.closeAllConnections();

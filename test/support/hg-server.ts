@@ -75,6 +75,8 @@ export interface HgServer {
   /** Requests currently held for `name`. */
   heldCount(name: string): number;
   release(): void;
+  /** Makes `<repo>/json-pushes` answer `status` (a redirect) to `location`; undefined stops it. */
+  redirectPushlog(name: string, location: string | undefined, status?: number): void;
   /** Every request path seen (for assertions). */
   requests: string[];
   close(): Promise<void>;
@@ -96,11 +98,17 @@ export async function startHgServer(): Promise<HgServer> {
   const held = new Map<string, Array<() => void>>();
   const holding = new Set<string>();
   const requests: string[] = [];
+  const pushlogRedirects = new Map<string, { location: string; status: number }>();
 
   const proxy = http.createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://x");
     requests.push(`${req.method} ${url.pathname}${url.search}`);
     const match = /^\/(.+)\/json-pushes\/?$/.exec(url.pathname);
+    const redirect = match && pushlogRedirects.get(match[1]!);
+    if (redirect) {
+      res.writeHead(redirect.status, { location: redirect.location });
+      return void res.end();
+    }
     if (match) return answerPushlog(match[1]!, url, res);
     const repo = url.pathname.replace(/^\/+|\/+$/g, "");
     const forward = () => {
@@ -228,6 +236,7 @@ export async function startHgServer(): Promise<HgServer> {
     },
     pushes: (name) => pushlogs.get(name) ?? [],
     holdBundles: (name) => void holding.add(name),
+    redirectPushlog: (name, location, status = 301) => void (location === undefined ? pushlogRedirects.delete(name) : pushlogRedirects.set(name, { location, status })),
     heldCount: (name) => held.get(name)?.length ?? 0,
     release,
     async close() {

@@ -98,14 +98,39 @@ export async function queueDepth(queue: string): Promise<QueueDepth | undefined>
   return (await queueDepths()).get(queue);
 }
 
+/**
+ * Exact ready and unacked counts of every queue of the local broker's default
+ * vhost. `rabbitmqctl list_queues` reports a quorum queue's counts from
+ * statistics refreshed every few seconds (seen 0/0 for a queue holding 7), so
+ * they are asked of the queue itself: its Raft state machine (rabbit_fifo)
+ * for quorum queues, the queue process for classic ones.
+ */
+const EXACT_DEPTHS = `
+Depth = fun(Q) ->
+  {resource, _, queue, Name} = amqqueue:get_name(Q),
+  case amqqueue:get_type(Q) of
+    rabbit_quorum_queue ->
+      {RaName, Node} = amqqueue:get_pid(Q),
+      case ra:local_query({RaName, Node}, fun(S) -> {rabbit_fifo:query_messages_ready(S), rabbit_fifo:query_messages_checked_out(S)} end) of
+        {ok, {_, {Ready, Unacked}}, _} -> #{name => Name, ready => Ready, unacked => Unacked};
+        Other -> #{name => Name, error => list_to_binary(io_lib:format("~p", [Other]))}
+      end;
+    _ ->
+      Info = rabbit_amqqueue:info(Q, [messages_ready, messages_unacknowledged]),
+      #{name => Name, ready => proplists:get_value(messages_ready, Info), unacked => proplists:get_value(messages_unacknowledged, Info)}
+  end
+end,
+io:format("~s~n", [rabbit_json:encode([Depth(Q) || Q <- rabbit_amqqueue:list(<<"/">>)])]).
+`;
+
 /** Ready and unacked messages of every queue of the local broker, by name (one rabbitmqctl call). */
 export async function queueDepths(): Promise<Map<string, QueueDepth>> {
-  const rows = JSON.parse(await rabbitmqctl("list_queues", "name", "messages_ready", "messages_unacknowledged", "--formatter", "json")) as Array<{
-    name: string;
-    messages_ready: number;
-    messages_unacknowledged: number;
-  }>;
-  return new Map(rows.map((row) => [row.name, { ready: row.messages_ready, unacked: row.messages_unacknowledged }]));
+  const json = (await rabbitmqctl("eval", EXACT_DEPTHS)).split("\n").find((line) => line.startsWith("["));
+  if (!json) throw new Error("rabbitmqctl eval printed no queue list");
+  const rows = JSON.parse(json) as Array<{ name: string; ready?: number; unacked?: number; error?: string }>;
+  const failed = rows.find((row) => row.error);
+  if (failed) throw new Error(`could not read the depth of ${failed.name}: ${failed.error}`);
+  return new Map(rows.map((row) => [row.name, { ready: row.ready!, unacked: row.unacked! }]));
 }
 
 export interface BrokerConnection {
@@ -133,7 +158,8 @@ export async function listConnections(): Promise<BrokerConnection[]> {
     .map((row) => ({
       pid: pids.get(row.name)!,
       name: row.name,
-      connectionName: row.client_properties.find(([key]) => key === "connection_name")?.[2] as string | undefined,
+      // A connection still in its handshake has no client properties yet (the JSON formatter prints that empty list as "").
+      connectionName: (Array.isArray(row.client_properties) ? row.client_properties : []).find(([key]) => key === "connection_name")?.[2] as string | undefined,
     }));
 }
 

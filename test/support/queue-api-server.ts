@@ -9,8 +9,10 @@
  * generic-worker uploads them.
  *
  * Configurable: latency per request (both servers), artifact page size, and
- * scripted failures (`failNext`: an HTTP status or a connection reset for the
- * next N matching requests). Every request is recorded in `requests`.
+ * scripted failures (`failNext`: an HTTP status, optionally with a Location
+ * and a raw body, or a connection reset, for the next N matching requests).
+ * `reference` artifacts redirect wherever their `url` says, as Taskcluster's
+ * do. Every request is recorded in `requests`.
  */
 import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -22,8 +24,13 @@ export interface StandInArtifact {
   /** Served by the storage server (JSON values are serialized). */
   content?: unknown;
   contentType?: string;
-  /** s3 (default), or error: the worker could not upload it (getArtifact answers 424). */
-  storageType?: "s3" | "error";
+  /**
+   * s3 (default); error: the worker could not upload it (getArtifact answers
+   * 424); reference: getArtifact redirects to `url`, wherever that is.
+   */
+  storageType?: "s3" | "error" | "reference";
+  /** The URL of a reference artifact. */
+  url?: string;
   /** ISO time; defaults to a year from now. */
   expires?: string;
 }
@@ -51,6 +58,10 @@ export interface ScriptedFailure {
   times?: number;
   /** Which server: the Queue API (default) or storage. */
   server?: "queue" | "storage";
+  /** A 3xx status's Location. */
+  location?: string;
+  /** A raw body to answer instead of the Queue API's error shape. */
+  body?: string;
 }
 
 export interface RecordedRequest {
@@ -93,7 +104,7 @@ export async function startQueueApiStandIn(options: { latencyMs?: number; pageSi
       const run = tasks.get(taskId)?.runs.find((r) => r.runId === runId);
       if (run) run.artifacts = run.artifacts.filter((a) => a.name !== name);
     },
-    failNext: (failure) => void failures.push({ times: 1, server: "queue", ...failure }),
+    failNext: (failure) => void failures.push({ times: 1, server: "queue", location: "", body: "", ...failure }),
     count: (path, server) => requests.filter((r) => path.test(r.path) && (!server || r.server === server)).length,
     close: async () => {
       for (const server of [queue, storage]) {
@@ -110,6 +121,10 @@ export async function startQueueApiStandIn(options: { latencyMs?: number; pageSi
     if (failure) failure.times--;
     setTimeout(() => {
       if (failure?.status === "reset") return void req.socket.destroy();
+      if (failure?.location || failure?.body) {
+        res.writeHead(failure.status as number, { "content-type": "application/json; charset=utf-8", ...(failure.location ? { location: failure.location } : {}) });
+        return void res.end(failure.body);
+      }
       if (failure) return void sendError(res, failure.status as number, failure.status >= 500 ? "InternalServerError" : "ScriptedFailure", "scripted failure of the stand-in");
       try {
         route(req, res, path);
@@ -137,9 +152,10 @@ export async function startQueueApiStandIn(options: { latencyMs?: number; pageSi
       const artifact = run.artifacts.find((a) => a.name === name);
       if (!artifact) return sendError(res, 404, "ResourceNotFound", "Artifact not found");
       if (artifact.storageType === "error") return sendJson(res, 424, { reason: "file-missing-on-worker", message: `Could not read file '/builds/worker/artifacts/${name}'` });
-      const location = `${state.storageUrl}/${task.taskId}/${run.runId}/${name}`;
-      res.writeHead(303, { location, "x-taskcluster-artifact-storage-type": "s3", "content-type": "application/json; charset=utf-8" });
-      res.end(JSON.stringify({ storageType: "s3", url: location }));
+      const storageType = artifact.storageType === "reference" ? "reference" : "s3";
+      const location = artifact.storageType === "reference" ? artifact.url! : `${state.storageUrl}/${task.taskId}/${run.runId}/${name}`;
+      res.writeHead(303, { location, "x-taskcluster-artifact-storage-type": storageType, "content-type": "application/json; charset=utf-8" });
+      res.end(JSON.stringify({ storageType, url: location }));
     }),
   );
 

@@ -104,12 +104,13 @@ export async function deletePulseObjects(config: Config): Promise<void> {
   const connection = await amqp.connect(SERVICES.amqp);
   try {
     // A failed delete closes the channel; use one per operation.
-    for (const feed of pulseFeeds(config)) {
+    const feeds = pulseFeeds(config);
+    for (const queue of new Set(feeds.flatMap((feed) => [feed.queue, feed.legacyQueue, feed.poisonQueue]))) {
       const channel = await connection.createChannel();
-      await channel.deleteQueue(feed.queue).catch(() => {});
+      await channel.deleteQueue(queue).catch(() => {});
       await channel.close().catch(() => {});
     }
-    for (const name of Object.values(config.pulse.exchanges)) {
+    for (const name of new Set([...Object.values(config.pulse.exchanges), ...feeds.map((feed) => feed.poisonExchange)])) {
       if ((Object.values(PULSE_EXCHANGES) as string[]).includes(name)) continue; // never touch the real names
       const channel = await connection.createChannel();
       await channel.deleteExchange(name).catch(() => {});

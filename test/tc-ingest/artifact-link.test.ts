@@ -26,7 +26,7 @@ beforeAll(async () => {
   env = await createTestEnvironment("artifact-link");
   standIn = await startQueueApiStandIn();
   const app = express();
-  app.use(artifactLinkRouter({ db: env.db, log, requestTimeoutMs: 2_000 }));
+  app.use(artifactLinkRouter({ db: env.db, log, requestTimeoutMs: 2_000, taskcluster: env.configWith({ TASKCLUSTER_ROOT_URL: standIn.rootUrl }).taskcluster }));
   server = app.listen(0, "127.0.0.1");
   await once(server, "listening");
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -125,7 +125,7 @@ describe("artifact links", () => {
     standIn.removeArtifact(task.taskId, 0, "public/compare-locales/compares/toolkit.fr.json");
     const answer = await get(`/artifacts/${comparisons[3]!.id}`);
     expect(answer.status).toBe(404);
-    expect(await answer.text()).toContain("HTTP 404: Artifact not found");
+    expect(await answer.text()).toContain("is not available (HTTP 404)");
   });
 
   it("uses a conservative TTL when the artifact's expiry is unknown, and asks again after it", async () => {

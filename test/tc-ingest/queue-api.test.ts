@@ -32,10 +32,12 @@ describe("Queue API client", () => {
       const slowTask = await api.task(task.taskId).catch((error: Error) => error);
       expect(slowTask).toBeInstanceOf(Error);
       expect(slowTask).not.toBeInstanceOf(PermanentJobError);
-      expect((slowTask as Error).message).toMatch(new RegExp(`^task ${task.taskId}: .*Timeout`));
+      expect((slowTask as Error).message).toBe(`task ${task.taskId}: request timed out (${standIn.rootUrl})`);
       const slowArtifact = await api.artifactText(task.taskId, 0, "public/compare-locales/elmo.json").catch((error: Error) => error);
       expect(slowArtifact).not.toBeInstanceOf(PermanentJobError);
-      expect((slowArtifact as Error).message).toBe(`artifact public/compare-locales/elmo.json of task ${task.taskId} run 0: request timed out`);
+      expect((slowArtifact as Error).message).toBe(
+        `artifact public/compare-locales/elmo.json of task ${task.taskId} run 0: request timed out (${new URL(standIn.rootUrl).host}/api/queue/v1/task/${task.taskId}/runs/0/artifacts/public%2Fcompare-locales%2Felmo.json)`,
+      );
     } finally {
       standIn.latencyMs = 0;
     }
@@ -47,8 +49,10 @@ describe("Queue API client", () => {
     const api = client();
 
     await expect(api.task(slugid())).rejects.toBeInstanceOf(PermanentJobError);
-    await expect(api.listArtifacts(task.taskId, 7)).rejects.toThrow(/HTTP 404 ResourceNotFound .*: Run 7 of task .* not found/);
-    await expect(api.artifactText(task.taskId, 0, "public/elmo.json")).rejects.toThrow(/HTTP 424: Could not read file/);
+    await expect(api.listArtifacts(task.taskId, 7)).rejects.toThrow(`artifacts of task ${task.taskId} run 7: HTTP 404 ResourceNotFound from ${standIn.rootUrl}`);
+    await expect(api.artifactText(task.taskId, 0, "public/elmo.json")).rejects.toThrow(
+      `artifact public/elmo.json of task ${task.taskId} run 0: HTTP 424 from ${new URL(standIn.rootUrl).host}/api/queue/v1/task/${task.taskId}/runs/0/artifacts/public%2Felmo.json`,
+    );
     await expect(api.artifactText(task.taskId, 0, "public/elmo.json")).rejects.toBeInstanceOf(PermanentJobError);
 
     for (const status of [429, 403]) {

@@ -6,15 +6,26 @@
  * When another worker holds the repository's lock the job is moved back to
  * delayed (BullMQ's DelayedError: no attempt is used up) and runs again
  * shortly; it then finds whatever the other sync stored and adds the rest.
+ *
+ * A new repository under a tracked Forest (hgpushes newrepo.1, which anyone
+ * able to publish on the exchange can forge) is tracked only once it answers:
+ * its Repository row is created after its first clone succeeded. Until then
+ * it exists only as its hg-newrepo job, retried with the queue's backoff
+ * (8 attempts over about 10 minutes); when they are used up the job fails for
+ * good with "new repository not tracked: ..." (visible in Bull Board and
+ * /api/jobs, logged as an error) and nothing retries it: the periodic
+ * reconcile only pokes Repository rows.
  */
-import { DelayedError, type Job } from "bullmq";
+import { DelayedError, UnrecoverableError, type Job } from "bullmq";
 import type { Config } from "../../config.ts";
 import type { Database } from "../../db/prisma.ts";
 import type { Logger } from "../../log.ts";
 import type { Redis } from "../../redis.ts";
 import { backendFor } from "../../vcs/backends.ts";
+import { updateClone } from "../../vcs/clone-store.ts";
 import { checkRepositoryUrl } from "../../vcs/url-policy.ts";
 import type { HgSyncJob } from "../contracts.ts";
+import { PermanentJobError } from "../errors.ts";
 import { hgSyncJobRequest, repositoryKey } from "../job-requests.ts";
 import { addJob, type Queues } from "../queues.ts";
 import { RepositoryLock } from "./repository-lock.ts";
@@ -40,7 +51,16 @@ export function lockKey(config: Config, repoUrl: string): string {
   return `${config.redis.prefix}:hg-sync:lock:${repositoryKey(repoUrl)}`;
 }
 
-async function resolveRepository(deps: ProcessorDeps, data: HgSyncJob): Promise<TrackedRepository | string> {
+/** A new repository under a tracked Forest, not tracked until its first clone works. */
+interface PendingRepository {
+  pending: true;
+  url: string;
+  name: string;
+  forest: string;
+  locale: string | undefined;
+}
+
+async function resolveRepository(deps: ProcessorDeps, data: HgSyncJob): Promise<TrackedRepository | PendingRepository | string> {
   const repo = await findRepository(deps.db, data.repoUrl);
   if (repo) {
     if (repo.archived) return "repository is archived";
@@ -53,9 +73,21 @@ async function resolveRepository(deps: ProcessorDeps, data: HgSyncJob): Promise<
   // Refused URLs fail here, before anything is created or spawned.
   const url = checkRepositoryUrl(data.repoUrl, deps.config.clones.allowedHosts);
   const segments = new URL(url).pathname.split("/").filter(Boolean);
-  const created = await trackRepository(deps.db, deps.config.clones.allowedHosts, url, { kind: "hg", forest: forest.name, locale: segments.at(-1) });
-  deps.log.info({ repository: created.name, forest: forest.name }, "tracking new repository under forest");
-  return (await findRepository(deps.db, url))!;
+  return { pending: true, url, name: segments.join("/"), forest: forest.name, locale: segments.at(-1) };
+}
+
+/** The first clone of a pending repository failed: retried, or on the last attempt given up on, clearly. */
+function newRepositoryFailure(deps: ProcessorDeps, job: Job<HgSyncJob>, pending: PendingRepository, error: Error): Error {
+  const attempts = job.opts.attempts ?? 1;
+  const attempt = job.attemptsMade + 1;
+  const permanent = error instanceof UnrecoverableError;
+  const context = { jobId: job.id, repository: pending.name, forest: pending.forest, attempt, attempts, err: error.message };
+  if (attempt < attempts && !permanent) {
+    deps.log.warn(context, "new repository under a tracked forest does not answer yet; not tracked, retrying later");
+    return error;
+  }
+  deps.log.error(context, "new repository under a tracked forest never answered: giving up, it is not tracked (once it answers: pulse-bridge track repo URL --forest NAME)");
+  return new PermanentJobError(`new repository not tracked: its first clone failed ${attempt} time(s); last error: ${error.message}`);
 }
 
 export async function processHgSyncJob(deps: ProcessorDeps, job: Job<HgSyncJob>, token: string | undefined): Promise<SyncResult> {
@@ -69,22 +101,35 @@ export async function processHgSyncJob(deps: ProcessorDeps, job: Job<HgSyncJob>,
 
   const resolved = await resolveRepository(deps, data);
   if (typeof resolved === "string") return { skipped: resolved, repoUrl: String(data.repoUrl).slice(0, 300) };
-  const repo = resolved;
+  const pending = "pending" in resolved ? resolved : undefined;
+  let repo = pending ? undefined : (resolved as TrackedRepository);
+  const target = pending ?? repo!;
   // ALLOWED_HOSTS may have changed since the repository was tracked, or the
   // row was written by hand: check again before any process runs.
-  checkRepositoryUrl(repo.url, config.clones.allowedHosts);
+  checkRepositoryUrl(target.url, config.clones.allowedHosts);
 
-  const lock = await RepositoryLock.acquire(deps.redis, lockKey(config, repo.url), config.hgSync.lockTtlMs);
+  const lock = await RepositoryLock.acquire(deps.redis, lockKey(config, target.url), config.hgSync.lockTtlMs);
   if (!lock) {
     if (!token) throw new Error("repository is being synced by another worker");
     const wait = 500 + Math.floor(Math.random() * 1500);
-    log.debug({ jobId: job.id, repository: repo.name, wait }, "repository locked by another sync; delaying");
+    log.debug({ jobId: job.id, repository: target.name, wait }, "repository locked by another sync; delaying");
     await job.moveToDelayed(Date.now() + wait, token);
     throw new DelayedError();
   }
-  const jobLog = log.child({ jobId: job.id, repository: repo.name });
+  const jobLog = log.child({ jobId: job.id, repository: target.name });
   let runId: number | undefined;
   try {
+    if (pending) {
+      const clone = { backend: backendFor("hg"), clonesDir: config.clones.dir, url: pending.url, staleAfterMs: config.hgSync.lockTtlMs, log: jobLog, signal: lock.signal };
+      await updateClone(clone).catch((error: Error) => {
+        throw newRepositoryFailure(deps, job, pending, error);
+      });
+      lock.assertHeld();
+      await trackRepository(db, config.clones.allowedHosts, pending.url, { kind: "hg", forest: pending.forest, locale: pending.locale });
+      jobLog.info({ forest: pending.forest }, "new repository under a tracked forest answered its first clone: tracking it");
+      repo = (await findRepository(db, pending.url))!;
+    }
+    if (!repo) throw new Error("unreachable: a repository is resolved or pending");
     // Re-read under the lock: the previous holder may have moved lastPushId.
     const current = (await findRepository(db, repo.url)) ?? repo;
     runId = await startSyncRun(db, repo.id, String(job.id), deps.workerName);

@@ -2,8 +2,13 @@
  * hg.mozilla.org's pushlog: `<repo>/json-pushes?version=2&full=1&startID=A&endID=B`
  * (startID exclusive, endID inclusive; see formats/pushlog). Read in pages so
  * a repository far behind never asks for one huge answer.
+ *
+ * Redirects are followed by hand, a few at most, and only to ALLOWED_HOSTS
+ * (by default just the repository's own host): a pushlog server must not be
+ * able to send us to another host, an internal one say.
  */
 import { PermanentJobError } from "../errors.ts";
+import { discard, guardedFetch, readCapped, type HostPolicy } from "../guarded-fetch.ts";
 
 export interface PushlogPush {
   pushId: number;
@@ -19,6 +24,11 @@ export interface PushlogPage {
 }
 
 export const PUSHLOG_PAGE_SIZE = 200;
+/**
+ * A sanity bound on one page (decoded), far above what 200 pushes with
+ * `full=1` take even for merge pushes of thousands of changesets.
+ */
+export const PUSHLOG_MAX_BYTES = 256 * 1024 * 1024;
 
 function changesetNode(entry: unknown): string | undefined {
   if (typeof entry === "string") return entry.toLowerCase();
@@ -26,13 +36,32 @@ function changesetNode(entry: unknown): string | undefined {
   return undefined;
 }
 
-export async function fetchPushlogPage(repoUrl: string, startId: number, endId: number, timeoutMs = 60_000): Promise<PushlogPage> {
+/**
+ * One page of pushes. `allowedHosts` (ALLOWED_HOSTS entries) bounds where a
+ * redirect may lead; without it, only the repository's own host. http is
+ * accepted only when the repository URL itself is http (local stand-ins).
+ */
+export async function fetchPushlogPage(repoUrl: string, startId: number, endId: number, timeoutMs = 60_000, allowedHosts?: readonly string[]): Promise<PushlogPage> {
   const url = `${repoUrl}/json-pushes?version=2&full=1&startID=${startId}&endID=${endId}`;
-  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: "error", headers: { accept: "application/json" } });
+  const repository = new URL(repoUrl);
+  const policy: HostPolicy = {
+    hosts: allowedHosts ?? [repository.host.toLowerCase()],
+    describe: allowedHosts ? "ALLOWED_HOSTS" : `ALLOWED_HOSTS (the repository's host ${repository.host})`,
+    allowHttp: repository.protocol === "http:",
+  };
+  const response = await guardedFetch(url, { policy, signal: AbortSignal.timeout(timeoutMs), what: `pushlog of ${repoUrl}`, headers: { accept: "application/json" } });
+  if (response.status < 200 || response.status >= 300) discard(response.message);
   if (response.status === 404) throw new PermanentJobError(`pushlog not found at ${url} (404)`);
-  if (!response.ok) throw new Error(`pushlog request ${url} answered ${response.status}`);
-  const body = (await response.json()) as { lastpushid?: unknown; pushes?: Record<string, { user?: unknown; date?: unknown; changesets?: unknown[] }> };
-  if (typeof body.lastpushid !== "number" || typeof body.pushes !== "object" || body.pushes === null) {
+  if (response.status < 200 || response.status >= 300) throw new Error(`pushlog request ${url} answered ${response.status}`);
+  const text = (await readCapped(response, PUSHLOG_MAX_BYTES, `pushlog ${url}`, "the pushlog page limit")).toString("utf8");
+  let body: { lastpushid?: unknown; pushes?: Record<string, { user?: unknown; date?: unknown; changesets?: unknown[] }> };
+  try {
+    body = JSON.parse(text) as typeof body;
+  } catch {
+    // The parser's message quotes the body: say only what went wrong.
+    throw new Error(`pushlog ${url} did not answer JSON`);
+  }
+  if (typeof body !== "object" || body === null || typeof body.lastpushid !== "number" || typeof body.pushes !== "object" || body.pushes === null) {
     throw new Error(`pushlog ${url} did not answer in the version 2 format`);
   }
   const pushes = Object.entries(body.pushes)

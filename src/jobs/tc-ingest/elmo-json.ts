@@ -20,6 +20,11 @@ import { z } from "zod";
 /** compare-locales counts strings and words of a whole product; 10^9 is far beyond any real tree. */
 const MAX_COUNT = 1_000_000_000;
 
+/** The most ELMO_JSON_MAX_COMPARISONS may allow; the default is lower (config.ts). */
+export const MAX_COMPARISONS = 100_000;
+/** Without a configured limit. */
+export const DEFAULT_MAX_COMPARISONS = 5_000;
+
 const count = z.number().int().min(0).max(MAX_COUNT);
 
 // C0, DEL and C1 controls, plus the line/paragraph separators: nothing a name needs.
@@ -87,7 +92,7 @@ export const elmoJsonSchema = z
     version: z.string().regex(/^1\.\d+$/, 'must be "1.x" (this worker reads version 1 of the format)'),
     "compare-locales": cleanText(100),
     repository: httpUrl.optional(),
-    comparisons: z.array(comparison).max(100_000, "must hold at most 100000 comparisons"),
+    comparisons: z.array(comparison).max(MAX_COMPARISONS, `must hold at most ${MAX_COMPARISONS} comparisons`),
   })
   .superRefine((elmo, ctx) => {
     // (locale, config) identifies a Comparison within its Build.
@@ -108,13 +113,25 @@ export type ElmoComparison = ElmoJson["comparisons"][number];
 
 export type ElmoJsonParse = { ok: true; elmo: ElmoJson } | { ok: false; reason: string };
 
-/** Parses the artifact's text; on failure, a reason naming the first offending paths. */
-export function parseElmoJson(text: string): ElmoJsonParse {
+/**
+ * Parses the artifact's text; on failure, a reason naming the first
+ * offending paths (never quoting the text itself beyond a bounded key).
+ * The number of comparisons is checked before the schema runs: validating
+ * and storing them is what costs memory and time.
+ */
+export function parseElmoJson(text: string, limits: { maxComparisons?: number } = {}): ElmoJsonParse {
+  const maxComparisons = limits.maxComparisons ?? DEFAULT_MAX_COMPARISONS;
   let data: unknown;
   try {
     data = JSON.parse(text);
   } catch (error) {
-    return { ok: false, reason: `elmo.json is not JSON: ${(error as Error).message}` };
+    // V8's message quotes the text ("Unexpected token 'x', \"...\" is not valid JSON"): keep only where.
+    const position = /position (\d+)/.exec((error as Error).message)?.[1];
+    return { ok: false, reason: `elmo.json is not JSON${position ? ` (at character ${position})` : ""}` };
+  }
+  const comparisons = (data as { comparisons?: unknown } | null)?.comparisons;
+  if (Array.isArray(comparisons) && comparisons.length > maxComparisons) {
+    return { ok: false, reason: `elmo.json holds ${comparisons.length} comparisons, more than ELMO_JSON_MAX_COMPARISONS (${maxComparisons}); refused` };
   }
   const result = elmoJsonSchema.safeParse(data);
   if (result.success) return { ok: true, elmo: result.data };
@@ -136,7 +153,9 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
   return path
     .map((part, index) => {
       if (typeof part === "number") return `[${part}]`;
-      const name = String(part);
+      // Keys come from the artifact: a bad one may be long; the path only needs to point at it.
+      const full = String(part);
+      const name = full.length > 100 ? `${full.slice(0, 100)}…` : full;
       if (/^[A-Za-z_$][\w$-]*$/.test(name)) return index === 0 ? name : `.${name}`;
       return `[${JSON.stringify(name)}]`;
     })

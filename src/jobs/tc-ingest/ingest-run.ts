@@ -24,8 +24,10 @@ import { storeBuild, type ComparisonRecord } from "./store-build.ts";
 export interface IngestDependencies {
   db: Database;
   log: Logger;
-  /** The Queue API client of a deployment, by root URL. */
+  /** The Queue API client of a deployment, by root URL (throws for a root URL that is not configured). */
   queueApi(rootUrl: string): QueueApi;
+  /** ELMO_JSON_MAX_COMPARISONS. */
+  maxComparisons?: number;
 }
 
 /** What the job returns (kept by BullMQ, shown in Bull Board). */
@@ -88,7 +90,7 @@ export async function ingestRun(job: TcIngestJob, deps: IngestDependencies): Pro
   }
 
   const where = `${elmoArtifact.name} of task ${taskId} run ${runId}`;
-  const parsed = parseElmoJson(await api.artifactText(taskId, runId, elmoArtifact.name));
+  const parsed = parseElmoJson(await api.artifactText(taskId, runId, elmoArtifact.name), { maxComparisons: deps.maxComparisons });
   if (!parsed.ok) throw new PermanentJobError(`${where}: ${parsed.reason}`);
   const elmo = parsed.elmo;
 

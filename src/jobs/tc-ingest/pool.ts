@@ -4,10 +4,12 @@
  * Queue API round trips and one transaction), so the pool runs several at
  * once (TC_INGEST_CONCURRENCY, --concurrency).
  */
+import { PermanentJobError } from "../errors.ts";
 import type { PoolDefinition } from "../pool.ts";
 import { ingestRun } from "./ingest-run.ts";
 import { ingestedBuilds, ingestedComparisons } from "./metrics.ts";
 import { QueueApi } from "./queue-api.ts";
+import { TaskclusterHosts } from "./taskcluster-hosts.ts";
 
 const RUN_STATES = new Set(["completed", "failed", "exception"]);
 
@@ -15,16 +17,22 @@ export const tcIngestPool: PoolDefinition<"tc-ingest"> = {
   queue: "tc-ingest",
   defaultConcurrency: (config) => config.tcIngest.concurrency,
   async create({ config, log, db }) {
-    // One client per deployment: each job names the root URL it came from.
+    // One client per deployment: each job names the root URL it came from,
+    // which must be a configured one (a hand-made job could name any host).
+    const hosts = TaskclusterHosts.fromConfig(config.taskcluster);
     const clients = new Map<string, QueueApi>();
     const queueApi = (rootUrl: string) => {
+      if (!hosts.isConfiguredRoot(rootUrl)) throw new PermanentJobError(`root URL ${rootUrl.slice(0, 200)} is not a configured Taskcluster deployment (TASKCLUSTER_ROOT_URL, TC_EXTRA_SOURCES)`);
       let client = clients.get(rootUrl);
-      if (!client) clients.set(rootUrl, (client = new QueueApi(rootUrl, config.taskcluster.requestTimeoutMs)));
+      if (!client) {
+        client = new QueueApi(rootUrl, config.taskcluster.requestTimeoutMs, { hosts, maxArtifactBytes: config.tcIngest.elmoJsonMaxBytes, maxArtifactBytesName: "ELMO_JSON_MAX_BYTES" });
+        clients.set(rootUrl, client);
+      }
       return client;
     };
     return {
       async process(job) {
-        const result = await ingestRun(job.data, { db, log: log.child({ jobId: job.id }), queueApi });
+        const result = await ingestRun(job.data, { db, log: log.child({ jobId: job.id }), queueApi, maxComparisons: config.tcIngest.elmoJsonMaxComparisons });
         // Label values from a message are bounded to the states Taskcluster knows.
         const state = RUN_STATES.has(result.state) ? result.state : "other";
         ingestedBuilds.inc({ elmo_json: result.elmoJson ? "yes" : "no", state });

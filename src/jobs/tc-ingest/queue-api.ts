@@ -3,22 +3,56 @@
  * run's artifacts (every page), and an artifact's content behind its 303.
  *
  * Calls go through the official taskcluster-client (one client per root URL,
- * so several deployments can feed us side by side). It retries 5xx and
- * network errors a few times itself; what is still failing afterwards (and
- * 429, which it does not retry) is thrown as an ordinary error and BullMQ
- * retries the job with its backoff. Answers that retrying cannot change
- * (404, 403, 410, ...) become PermanentJobError with the reason.
+ * so several deployments can feed us side by side). It never follows
+ * redirects itself (got's `followRedirect: false` in its makeRequest), so
+ * those calls stay on the root URL's host. It retries 5xx and network errors
+ * a few times; what is still failing afterwards (and 429, which it does not
+ * retry) is thrown as an ordinary error and BullMQ retries the job with its
+ * backoff. Answers that retrying cannot change (404, 403, 410, ...) become
+ * PermanentJobError.
+ *
+ * Artifact downloads follow getArtifact's 303 by hand, only to the
+ * Taskcluster hosts (see taskcluster-hosts.ts), and read at most a byte cap.
+ * No error message carries text from an answer's body: status, Taskcluster
+ * error code (from a fixed list), host and path at most.
  */
 import taskcluster, { type QueueClient, type TaskclusterError } from "taskcluster-client";
 import { z } from "zod";
 import { PermanentJobError } from "../errors.ts";
+import { describeFetchError, discard, guardedFetch, readCapped, showUrl } from "../guarded-fetch.ts";
+import { TaskclusterHosts } from "./taskcluster-hosts.ts";
 
 /** In-client retries: quick blips only; longer outages are BullMQ's backoff. */
 const CLIENT_RETRIES = 2;
 /** A guard against a listing that never ends (a buggy server, a token loop). */
 const MAX_ARTIFACT_PAGES = 200;
-/** elmo.json for every locale of several trees is some hundred KB; anything near this is not one. */
-const MAX_ARTIFACT_BYTES = 32 * 1024 * 1024;
+/** Without a configured cap (ELMO_JSON_MAX_BYTES), artifacts are read up to this many bytes. */
+export const DEFAULT_MAX_ARTIFACT_BYTES = 4 * 1024 * 1024;
+
+/** Error codes of Taskcluster's API library: safe to repeat, they are not free text. */
+const TASKCLUSTER_ERROR_CODES = new Set([
+  "MalformedPayload",
+  "InvalidRequestArguments",
+  "InputValidationError",
+  "InputError",
+  "AuthenticationFailed",
+  "InsufficientScopes",
+  "ResourceNotFound",
+  "RequestConflict",
+  "ResourceExpired",
+  "InvalidResourceRequest",
+  "InternalServerError",
+  "TooManyRequests",
+]);
+
+export interface QueueApiOptions {
+  /** The hosts artifact downloads may go to; default: the root URL's host only. */
+  hosts?: TaskclusterHosts;
+  /** Largest artifact (decoded) artifactText reads; default DEFAULT_MAX_ARTIFACT_BYTES. */
+  maxArtifactBytes?: number;
+  /** The variable that sets maxArtifactBytes, named in refusals. */
+  maxArtifactBytesName?: string;
+}
 
 export interface TaskDefinition {
   taskGroupId: string | undefined;
@@ -39,9 +73,11 @@ export interface RunStatus {
 
 // Lenient readers: Taskcluster's schemas are additionalProperties:false, but
 // they grow between versions; we read only what we use.
+// metadata is required by Taskcluster's task schema; requiring it here also
+// tells a task definition from any other JSON (a redirect's body, say).
 const taskSchema = z.looseObject({
   taskGroupId: z.string().optional(),
-  metadata: z.looseObject({ source: z.string().optional() }).optional(),
+  metadata: z.looseObject({ source: z.string().optional() }),
 });
 
 const isoDate = z.iso.datetime({ offset: true }).transform((value) => new Date(value));
@@ -65,11 +101,18 @@ const statusSchema = z.looseObject({
 
 export class QueueApi {
   private readonly client: QueueClient;
+  private readonly hosts: TaskclusterHosts;
+  private readonly maxArtifactBytes: number;
+  private readonly maxArtifactBytesName: string;
 
   constructor(
     readonly rootUrl: string,
     private readonly timeoutMs: number,
+    options: QueueApiOptions = {},
   ) {
+    this.hosts = options.hosts ?? new TaskclusterHosts([rootUrl], []);
+    this.maxArtifactBytes = options.maxArtifactBytes ?? DEFAULT_MAX_ARTIFACT_BYTES;
+    this.maxArtifactBytesName = options.maxArtifactBytesName ?? "the artifact size limit";
     this.client = new taskcluster.Queue({
       rootUrl,
       timeout: timeoutMs,
@@ -95,7 +138,7 @@ export class QueueApi {
   async task(taskId: string): Promise<TaskDefinition> {
     const body = await this.call(`task ${taskId}`, () => this.client.task(taskId));
     const task = parseAnswer(taskSchema, body, `task ${taskId}`);
-    return { taskGroupId: task.taskGroupId, source: task.metadata?.source };
+    return { taskGroupId: task.taskGroupId, source: task.metadata.source };
   }
 
   /** The run's state and resolution time, for jobs whose message does not carry them. */
@@ -126,23 +169,21 @@ export class QueueApi {
   }
 
   /**
-   * An artifact's content: getArtifact answers 303 to the storage server,
-   * which fetch follows (and un-gzips, as generic-worker uploads gzipped).
+   * An artifact's content: getArtifact answers 303 to the storage server;
+   * the redirect is followed only to a Taskcluster host, and the gzip
+   * Content-Encoding generic-worker uploads with is undone as the bytes
+   * arrive, counted against the cap (ELMO_JSON_MAX_BYTES for the pool).
    */
   async artifactText(taskId: string, runId: number, name: string): Promise<string> {
-    const url = this.artifactUrl(taskId, runId, name);
     const what = `artifact ${name} of task ${taskId} run ${runId}`;
-    let response: Response;
-    try {
-      response = await fetch(url, { redirect: "follow", signal: AbortSignal.timeout(this.timeoutMs) });
-    } catch (error) {
-      throw new Error(`${what}: ${describeFetchError(error)}`);
+    const signal = AbortSignal.timeout(this.timeoutMs);
+    const response = await guardedFetch(this.artifactUrl(taskId, runId, name), { policy: this.hosts.policyFor(this.rootUrl), signal, what });
+    if (response.status < 200 || response.status >= 300) {
+      discard(response.message);
+      throw classifyStatus(response.status, `${what}: HTTP ${response.status} from ${showUrl(response.url)}`);
     }
-    if (!response.ok) {
-      const detail = await response.text().then(errorDetail, () => "");
-      throw classifyStatus(response.status, `${what}: HTTP ${response.status}${detail}`);
-    }
-    return readBounded(response, what);
+    const bytes = await readCapped(response, this.maxArtifactBytes, what, this.maxArtifactBytesName);
+    return new TextDecoder("utf-8", { fatal: false }).decode(bytes);
   }
 
   private async call<T>(what: string, request: () => Promise<T>): Promise<T> {
@@ -150,11 +191,15 @@ export class QueueApi {
       return await request();
     } catch (error) {
       const tcError = error as TaskclusterError;
-      if (typeof tcError.statusCode === "number") {
-        const code = tcError.code && tcError.code !== "UnknownError" ? ` ${tcError.code}` : "";
-        throw classifyStatus(tcError.statusCode, `${what}: HTTP ${tcError.statusCode}${code} from ${this.rootUrl}${errorDetail(tcError.message)}`);
+      if (typeof tcError.statusCode === "number" && tcError.statusCode < 400) {
+        // A 2xx whose body would not parse, or a 3xx the client did not follow: a proxy, an outage page.
+        throw new Error(`${what}: unexpected answer from the Queue API (HTTP ${tcError.statusCode}) from ${this.rootUrl}`);
       }
-      throw new Error(`${what}: ${tcError.message || String(error)} (${this.rootUrl})`);
+      if (typeof tcError.statusCode === "number") {
+        const code = tcError.code && TASKCLUSTER_ERROR_CODES.has(tcError.code) ? ` ${tcError.code}` : "";
+        throw classifyStatus(tcError.statusCode, `${what}: HTTP ${tcError.statusCode}${code} from ${this.rootUrl}`);
+      }
+      throw new Error(`${what}: ${describeClientError(tcError)} (${this.rootUrl})`);
     }
   }
 }
@@ -175,42 +220,14 @@ function parseAnswer<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
   return result.data;
 }
 
-/** The first line of a Taskcluster error message (they append a long markdown block). */
-function errorDetail(text: string): string {
-  let message = text;
-  try {
-    const parsed = JSON.parse(text) as { message?: unknown };
-    if (typeof parsed.message === "string") message = parsed.message;
-  } catch {
-    // not JSON: use the text itself
-  }
-  const line = message.split("\n")[0]?.trim().slice(0, 200);
-  return line ? `: ${line}` : "";
-}
-
-/** fetch() says only "fetch failed"; the reason (ECONNREFUSED, "other side closed", ...) is its cause. */
-export function describeFetchError(error: unknown): string {
-  if (error instanceof DOMException && (error.name === "TimeoutError" || error.name === "AbortError")) return "request timed out";
-  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-  if (cause?.message) return cause.code && !cause.message.includes(cause.code) ? `${cause.code}: ${cause.message}` : cause.message;
-  return cause?.code ?? (error as Error)?.message ?? String(error);
-}
-
-async function readBounded(response: Response, what: string): Promise<string> {
-  const declared = Number(response.headers.get("content-length") ?? NaN);
-  if (declared > MAX_ARTIFACT_BYTES) throw new PermanentJobError(`${what}: ${declared} bytes is more than the ${MAX_ARTIFACT_BYTES} we accept`);
-  if (!response.body) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of response.body) {
-      size += chunk.byteLength;
-      if (size > MAX_ARTIFACT_BYTES) throw new PermanentJobError(`${what}: more than the ${MAX_ARTIFACT_BYTES} bytes we accept`);
-      chunks.push(chunk);
-    }
-  } catch (error) {
-    if (error instanceof PermanentJobError) throw error;
-    throw new Error(`${what}: download broke off: ${describeFetchError(error)}`);
-  }
-  return new TextDecoder("utf-8", { fatal: false }).decode(Buffer.concat(chunks));
+/**
+ * A failure without an HTTP answer: got's timeout and network errors carry a
+ * code; anything else (e.g. the client's JSON.parse of a body, whose message
+ * quotes the body) is reported by its class only.
+ */
+function describeClientError(error: TaskclusterError & { name?: string }): string {
+  if (error?.name === "TimeoutError" || error?.code === "ECONNABORTED" || error?.code === "ETIMEDOUT") return "request timed out";
+  if (typeof error?.code === "string" && /^E[A-Z0-9_]{2,40}$/.test(error.code)) return error.code;
+  if (error instanceof SyntaxError) return "the answer is not valid JSON";
+  return describeFetchError(error);
 }
