@@ -15,14 +15,14 @@
 import { fork } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
-import type { TcIngestJob } from "../src/jobs/contracts.ts";
+import type { TcIngestJob } from "../src/contract/contracts.ts";
 import { startPool } from "../src/jobs/start-pool.ts";
-import { tcIngestJobRequest } from "../src/jobs/job-requests.ts";
-import { closeQueues, openQueues } from "../src/jobs/queues.ts";
+import { tcIngestJobRequest } from "../src/contract/job-requests.ts";
+import { closeQueues, openQueues } from "../src/contract/queues.ts";
 import { tcIngestPool } from "../src/jobs/tc-ingest/pool.ts";
-import { Lifecycle } from "../src/lifecycle.ts";
-import { createLogger } from "../src/log.ts";
-import { createRedis } from "../src/redis.ts";
+import { Lifecycle } from "../src/core/lifecycle.ts";
+import { createLogger } from "../src/core/log.ts";
+import { createRedis } from "../src/core/redis.ts";
 import { createTestEnvironment } from "../test/support/test-environment.ts";
 
 const JOBS = Number(process.env.JOBS ?? 400);

@@ -4,8 +4,8 @@
  * our private Redis, our own database's backends, our stand-in).
  */
 import pg from "pg";
-import type { Config } from "../src/config.ts";
-import { pulseFeeds } from "../src/config.ts";
+import type { Config } from "../src/core/config.ts";
+import { pulseFeeds } from "../src/core/config.ts";
 import type { PrivateRedis } from "../test/support/private-redis.ts";
 import { closeConnections, deleteQueue, queueDepths } from "../test/support/pulse.ts";
 import type { QueueApiStandIn } from "../test/support/queue-api-server.ts";

@@ -11,10 +11,10 @@
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { pulseFeeds, type Config } from "../src/config.ts";
+import { pulseFeeds, type Config } from "../src/core/config.ts";
 import { POOLS } from "../src/jobs/pools.ts";
-import { closeQueues, openQueues, type Queues } from "../src/jobs/queues.ts";
-import { createRedis } from "../src/redis.ts";
+import { closeQueues, openQueues, type Queues } from "../src/contract/queues.ts";
+import { createRedis } from "../src/core/redis.ts";
 import { startPrivateRedis, type PrivateRedis } from "../test/support/private-redis.ts";
 import { declareExchanges, openPublisher, queueDepths, type Publisher } from "../test/support/pulse.ts";
 import { startQueueApiStandIn, type QueueApiStandIn } from "../test/support/queue-api-server.ts";

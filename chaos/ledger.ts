@@ -17,8 +17,8 @@
  * Expected job ids come from routeMessage itself (pure), so the ledger and
  * the bridge cannot disagree on identity, only on delivery.
  */
-import { routeMessage, type RouteDecision } from "../src/bridge/route-message.ts";
-import { pulseFeeds, type Config, type FeedKind, type PulseExchanges } from "../src/config.ts";
+import { routeMessage, type RouteDecision } from "../src/routing/route-message.ts";
+import { pulseFeeds, type Config, type FeedKind, type PulseExchanges } from "../src/core/config.ts";
 import type { StandInTask } from "../test/support/queue-api-server.ts";
 import { formatJson } from "../test/support/formats.ts";
 import { taskCompletedMessage } from "../test/support/pulse.ts";

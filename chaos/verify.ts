@@ -9,7 +9,7 @@ import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
-import type { Queues } from "../src/jobs/queues.ts";
+import type { Queues } from "../src/contract/queues.ts";
 import { distinctEntries, type Ledger, type LedgerEntry } from "./ledger.ts";
 
 const run = promisify(execFile);

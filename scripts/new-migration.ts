@@ -8,7 +8,7 @@
 import { execFileSync } from "node:child_process";
 import { mkdir, readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { MIGRATIONS_DIR, schemaDiffSql } from "../src/db/migrate.ts";
+import { MIGRATIONS_DIR, schemaDiffSql } from "../src/storage/migrate.ts";
 
 const [name, revision = "HEAD"] = process.argv.slice(2);
 if (!name || !/^[a-z0-9_]+$/.test(name)) {

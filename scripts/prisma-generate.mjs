@@ -2,7 +2,7 @@
 // it does not use for generation and tries to download one when it is absent;
 // pointing PRISMA_SCHEMA_ENGINE_BINARY at any existing file skips that. This is
 // set for generate only: with it, `prisma migrate` would silently do nothing
-// (our migrations go through the WASM engine, see src/db/migrate.ts).
+// (our migrations go through the WASM engine, see src/storage/migrate.ts).
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { CONFIG_VARIABLES, ConfigError, loadConfig, pulseFeeds, redactUrl } from "../src/config.ts";
+import { CONFIG_VARIABLES, ConfigError, loadConfig, pulseFeeds, redactUrl } from "../src/core/config.ts";
 
 describe("configuration", () => {
   it("applies the documented defaults", () => {
@@ -74,7 +74,7 @@ describe("configuration", () => {
 
   it("documents every variable it reads in the README's configuration table", () => {
     const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
-    const source = readFileSync(new URL("../src/config.ts", import.meta.url), "utf8");
+    const source = readFileSync(new URL("../src/core/config.ts", import.meta.url), "utf8");
     const read = new Set([...source.matchAll(/(?:parse|read)\(\s*env,\s*"([A-Z_]+)"/g)].map((m) => m[1]));
     const documented = new Set(CONFIG_VARIABLES.map((v) => v.name));
     expect([...read].filter((name) => !documented.has(name!))).toEqual([]);

@@ -3,7 +3,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
-import { migrate } from "../src/db/migrate.ts";
+import { migrate } from "../src/storage/migrate.ts";
 import { SERVICES } from "./support/test-environment.ts";
 
 const run = promisify(execFile);

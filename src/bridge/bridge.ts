@@ -21,19 +21,19 @@
  * consumption resumes. Used by `pulse-bridge bridge`, `start` and the tests,
  * all in-process through startBridge().
  */
-import type { Config } from "../config.ts";
-import { pulseFeeds } from "../config.ts";
-import type { Lifecycle } from "../lifecycle.ts";
-import type { Logger } from "../log.ts";
-import { deadLetterJobRequest } from "../jobs/job-requests.ts";
-import { closeQueues, openQueues } from "../jobs/queues.ts";
-import { bridgePaused, messagesConsumed, messagesDeadLettered, messagesEnqueued, messagesIgnored } from "../metrics.ts";
-import { createRedis } from "../redis.ts";
+import type { Config } from "../core/config.ts";
+import { pulseFeeds } from "../core/config.ts";
+import type { Lifecycle } from "../core/lifecycle.ts";
+import type { Logger } from "../core/log.ts";
+import { deadLetterJobRequest } from "../contract/job-requests.ts";
+import { closeQueues, openQueues } from "../contract/queues.ts";
+import { bridgePaused, messagesConsumed, messagesDeadLettered, messagesEnqueued, messagesIgnored } from "../core/metrics.ts";
+import { createRedis } from "../core/redis.ts";
 import { Enqueuer } from "./enqueuer.ts";
 import { FeedConsumer, type FeedStatus } from "./feed-consumer.ts";
 import { coalesceWrites } from "./write-coalescer.ts";
 import { feedSource } from "./feed-bindings.ts";
-import { originalMessage, routeMessage, type IncomingMessage, type RouteDecision } from "./route-message.ts";
+import { originalMessage, routeMessage, type IncomingMessage, type RouteDecision } from "../routing/route-message.ts";
 
 export interface BridgeOptions {
   config: Config;

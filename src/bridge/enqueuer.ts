@@ -21,11 +21,11 @@
  * the dead-letter queue (jobs/dead-letter-retention.ts), which keeps it within
  * DEAD_LETTER_MAX_COUNT and DEAD_LETTER_MAX_AGE.
  */
-import type { Logger } from "../log.ts";
-import type { AnyJobRequest } from "../jobs/contracts.ts";
-import { DeadLetterRetention, type DeadLetterRetentionOptions } from "../jobs/dead-letter-retention.ts";
-import { deadLetterJobRequest } from "../jobs/job-requests.ts";
-import type { Queues } from "../jobs/queues.ts";
+import type { Logger } from "../core/log.ts";
+import type { AnyJobRequest } from "../contract/contracts.ts";
+import { DeadLetterRetention, type DeadLetterRetentionOptions } from "./dead-letter-retention.ts";
+import { deadLetterJobRequest } from "../contract/job-requests.ts";
+import type { Queues } from "../contract/queues.ts";
 import type { WriteCoalescer } from "./write-coalescer.ts";
 
 export interface EnqueuerOptions {

@@ -5,7 +5,7 @@
  * the custom route but arrive with their primary routing key (routes travel
  * in the CC header).
  */
-import type { Config, PulseFeed } from "../config.ts";
+import type { Config, PulseFeed } from "../core/config.ts";
 
 export interface FeedBinding {
   exchange: string;

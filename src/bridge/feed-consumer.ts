@@ -38,14 +38,14 @@
  */
 import { hostname } from "node:os";
 import amqp, { type Channel, type ChannelModel, type ConsumeMessage, type RecoveringChannelModel } from "amqplib";
-import { AMQP_SOCKET_OPTIONS } from "../amqp.ts";
-import { redactUrl, type Config, type PulseFeed } from "../config.ts";
-import type { Logger } from "../log.ts";
-import { brokerReconnects } from "../metrics.ts";
+import { AMQP_SOCKET_OPTIONS } from "../pulse/amqp.ts";
+import { redactUrl, type Config, type PulseFeed } from "../core/config.ts";
+import type { Logger } from "../core/log.ts";
+import { brokerReconnects } from "../core/metrics.ts";
 import { AckTracker } from "./ack-tracker.ts";
 import { feedBindings, feedSource, type FeedBinding } from "./feed-bindings.ts";
-import { readQueue, type QueueReader } from "./queue-reader.ts";
-import type { IncomingMessage } from "./route-message.ts";
+import { readQueue, type QueueReader } from "../pulse/queue-reader.ts";
+import type { IncomingMessage } from "../routing/route-message.ts";
 
 /**
  * Handles one delivery and calls `settled` once the message may be acked (its

@@ -1,4 +1,4 @@
-import { loadConfig, type Config } from "../config.ts";
+import { loadConfig, type Config } from "../core/config.ts";
 
 /** What every command shares: the configuration, loaded (and validated) on first use. */
 export interface CliContext {

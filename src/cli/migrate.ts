@@ -1,6 +1,6 @@
 import type { Command } from "commander";
-import { redactUrl } from "../config.ts";
-import { migrate } from "../db/migrate.ts";
+import { redactUrl } from "../core/config.ts";
+import { migrate } from "../storage/migrate.ts";
 import type { CliContext } from "./context.ts";
 
 export function registerMigrate(program: Command, context: CliContext): void {

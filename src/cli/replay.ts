@@ -1,10 +1,10 @@
 import { InvalidArgumentError, Option, type Command } from "commander";
-import { QUEUE_NAMES, type QueueName } from "../jobs/contracts.ts";
-import { closeQueues, openQueues } from "../jobs/queues.ts";
-import { replayDeadLetters } from "../jobs/replay-dead-letters.ts";
-import { replayFinishedJobs, type ReplayableState } from "../jobs/replay-failed.ts";
-import { replayPoison } from "../jobs/replay-poison.ts";
-import { createRedis } from "../redis.ts";
+import { QUEUE_NAMES, type QueueName } from "../contract/contracts.ts";
+import { closeQueues, openQueues } from "../contract/queues.ts";
+import { replayDeadLetters } from "../replay/dead-letters.ts";
+import { replayFinishedJobs, type ReplayableState } from "../replay/failed-jobs.ts";
+import { replayPoison } from "../replay/poison-queue.ts";
+import { createRedis } from "../core/redis.ts";
 import type { CliContext } from "./context.ts";
 
 function isoDate(value: string): Date {

@@ -2,9 +2,9 @@
  * Runs a long-lived role (bridge, worker, dashboard, start): logger, ordered
  * shutdown on SIGTERM/SIGINT, and a promise that resolves once shut down.
  */
-import type { Config } from "../config.ts";
-import { Lifecycle } from "../lifecycle.ts";
-import { createLogger, type Logger } from "../log.ts";
+import type { Config } from "../core/config.ts";
+import { Lifecycle } from "../core/lifecycle.ts";
+import { createLogger, type Logger } from "../core/log.ts";
 
 export interface RoleContext {
   config: Config;

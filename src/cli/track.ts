@@ -5,7 +5,7 @@
  * be tracked.
  */
 import { InvalidArgumentError, type Command } from "commander";
-import { openDatabase } from "../db/prisma.ts";
+import { openDatabase } from "../storage/prisma.ts";
 import { trackForest, trackRepository } from "../jobs/hg-sync/tracking.ts";
 import type { CliContext } from "./context.ts";
 

@@ -1,7 +1,7 @@
 import { InvalidArgumentError, type Command } from "commander";
 import { startPool } from "../jobs/start-pool.ts";
 import { POOLS } from "../jobs/pools.ts";
-import type { QueueName } from "../jobs/contracts.ts";
+import type { QueueName } from "../contract/contracts.ts";
 import type { CliContext } from "./context.ts";
 import { runRole } from "./role.ts";
 

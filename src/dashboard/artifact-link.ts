@@ -22,11 +22,11 @@
  * Never a crash: every failure is a page and a log line.
  */
 import express, { type Response, type Router } from "express";
-import type { Config } from "../config.ts";
-import type { Database } from "../db/prisma.ts";
-import { describeFetchError, refusal, showUrl, type HostPolicy } from "../jobs/guarded-fetch.ts";
-import { TaskclusterHosts } from "../jobs/tc-ingest/taskcluster-hosts.ts";
-import type { Logger } from "../log.ts";
+import type { Config } from "../core/config.ts";
+import type { Database } from "../storage/prisma.ts";
+import { describeFetchError, refusal, showUrl, type HostPolicy } from "../http/guarded-fetch.ts";
+import { TaskclusterHosts } from "../http/taskcluster-hosts.ts";
+import type { Logger } from "../core/log.ts";
 
 /** How long a resolved URL is trusted when the artifact's own expiry is unknown. */
 export const RESOLVED_URL_TTL_MS = 60 * 60 * 1000;

@@ -8,7 +8,7 @@
  * a channel of its own.
  */
 import amqp, { type Channel, type ChannelModel } from "amqplib";
-import { AMQP_SOCKET_OPTIONS } from "../amqp.ts";
+import { AMQP_SOCKET_OPTIONS } from "../pulse/amqp.ts";
 import { redactText } from "./redact-secrets.ts";
 
 export const PROBE_TIMEOUT_MS = 3_000;

@@ -13,10 +13,10 @@
  * (`replay --poison`), so alert on it above 0.
  */
 import { Gauge, type Registry } from "prom-client";
-import type { Config, PulseFeed } from "../config.ts";
-import type { QueueName } from "../jobs/contracts.ts";
-import type { Queues } from "../jobs/queues.ts";
-import type { Logger } from "../log.ts";
+import type { Config, PulseFeed } from "../core/config.ts";
+import type { QueueName } from "../contract/contracts.ts";
+import type { Queues } from "../contract/queues.ts";
+import type { Logger } from "../core/log.ts";
 import { PROBE_TIMEOUT_MS, type BrokerProbe } from "./broker-probe.ts";
 
 const BULLMQ_STATES = ["waiting", "active", "delayed", "prioritized", "waiting-children", "failed", "completed"] as const;

@@ -17,10 +17,10 @@
  */
 import { existsSync } from "node:fs";
 import { Router, type Request, type Response } from "express";
-import type { Config } from "../config.ts";
-import type { Database } from "../db/prisma.ts";
-import { QUEUE_NAMES } from "../jobs/contracts.ts";
-import type { Logger } from "../log.ts";
+import type { Config } from "../core/config.ts";
+import type { Database } from "../storage/prisma.ts";
+import { QUEUE_NAMES } from "../contract/contracts.ts";
+import type { Logger } from "../core/log.ts";
 import type { VcsBackend, VcsKind } from "../vcs/backend.ts";
 import { clonePathFor } from "../vcs/clone-path.ts";
 import { redactText } from "./redact-secrets.ts";

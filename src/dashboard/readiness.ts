@@ -3,8 +3,8 @@
  * Pulse broker are probed concurrently, each with a timeout; the answer names
  * the dependencies that failed and why (never with credentials).
  */
-import type { Database } from "../db/prisma.ts";
-import type { Redis } from "../redis.ts";
+import type { Database } from "../storage/prisma.ts";
+import type { Redis } from "../core/redis.ts";
 import { withTimeout, type BrokerProbe } from "./broker-probe.ts";
 import { redactText } from "./redact-secrets.ts";
 

@@ -9,7 +9,7 @@
  * URL. Values under secret-sounding keys are replaced, and credentials inside
  * URLs are masked, wherever they appear.
  */
-import { REDACTED, redactText } from "../redact.ts";
+import { REDACTED, redactText } from "../core/redact.ts";
 
 export { REDACTED, redactText };
 

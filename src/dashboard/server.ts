@@ -4,7 +4,7 @@
  *   /queues          Bull Board (see bull-board.ts for the access policy)
  *   /healthz         the process is up
  *   /readyz          Redis, PostgreSQL and the broker(s) answer; 503 names the failing ones
- *   /metrics         Prometheus: src/metrics.ts plus queue depths read at scrape time
+ *   /metrics         Prometheus: src/core/metrics.ts plus queue depths read at scrape time
  *   /artifacts/:id   detail artifacts of comparisons (tc-ingest's router)
  *   /api/...         read-only JSON API (read-api.ts)
  * Health, metrics, artifacts and the API are open: they hold no secrets and
@@ -18,13 +18,13 @@ import type { Server } from "node:http";
 import express from "express";
 import helmet from "helmet";
 import { Registry } from "prom-client";
-import { pulseFeeds, type Config } from "../config.ts";
-import { openDatabase, type Database } from "../db/prisma.ts";
-import { closeQueues, openQueues } from "../jobs/queues.ts";
-import type { Lifecycle } from "../lifecycle.ts";
-import type { Logger } from "../log.ts";
-import { registry } from "../metrics.ts";
-import { createRedis } from "../redis.ts";
+import { pulseFeeds, type Config } from "../core/config.ts";
+import { openDatabase, type Database } from "../storage/prisma.ts";
+import { closeQueues, openQueues } from "../contract/queues.ts";
+import type { Lifecycle } from "../core/lifecycle.ts";
+import type { Logger } from "../core/log.ts";
+import { registry } from "../core/metrics.ts";
+import { createRedis } from "../core/redis.ts";
 import type { VcsBackend, VcsKind } from "../vcs/backend.ts";
 import { artifactLinkRouter } from "./artifact-link.ts";
 import { BrokerProbe } from "./broker-probe.ts";

@@ -6,9 +6,9 @@
  * `<that name>/` (declared on the local broker, never Pulse's real names).
  * Service locations still come from the environment.
  */
-import { loadConfig, PULSE_EXCHANGES, pulseFeeds, type Config } from "../config.ts";
+import { loadConfig, PULSE_EXCHANGES, pulseFeeds, type Config } from "../core/config.ts";
 import amqp from "amqplib";
-import { AMQP_SOCKET_OPTIONS } from "../amqp.ts";
+import { AMQP_SOCKET_OPTIONS } from "../pulse/amqp.ts";
 import pg from "pg";
 import { Redis } from "ioredis";
 import { createServer } from "node:net";

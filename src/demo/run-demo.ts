@@ -16,18 +16,18 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import amqp from "amqplib";
-import { AMQP_SOCKET_OPTIONS } from "../amqp.ts";
-import { startAllRoles } from "../cli/start.ts";
-import { loadConfig, type Config } from "../config.ts";
-import { openDatabase, type Database } from "../db/prisma.ts";
-import type { QueueName } from "../jobs/contracts.ts";
-import type { Queues } from "../jobs/queues.ts";
-import { hgSyncJobRequest } from "../jobs/job-requests.ts";
-import { addJob, closeQueues, openQueues } from "../jobs/queues.ts";
+import { AMQP_SOCKET_OPTIONS } from "../pulse/amqp.ts";
+import { startAllRoles } from "../start/all-roles.ts";
+import { loadConfig, type Config } from "../core/config.ts";
+import { openDatabase, type Database } from "../storage/prisma.ts";
+import type { QueueName } from "../contract/contracts.ts";
+import type { Queues } from "../contract/queues.ts";
+import { hgSyncJobRequest } from "../contract/job-requests.ts";
+import { addJob, closeQueues, openQueues } from "../contract/queues.ts";
 import { trackForest, trackRepository } from "../jobs/hg-sync/tracking.ts";
-import { Lifecycle } from "../lifecycle.ts";
-import { createLogger } from "../log.ts";
-import { createRedis } from "../redis.ts";
+import { Lifecycle } from "../core/lifecycle.ts";
+import { createLogger } from "../core/log.ts";
+import { createRedis } from "../core/redis.ts";
 import { DEMO_NAME, demoEnvironment, demoExchanges, portIsFree, resetDemoState } from "./demo-config.ts";
 import { GitUpstream, type GitPushResult } from "./git-upstream.ts";
 import { HgUpstream, type PushAnnouncement } from "./hg-upstream.ts";
@@ -130,7 +130,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
 
 /** The bridge binds its queues asynchronously: publish only once they exist and are consumed. */
 async function waitForConsumers(config: Config, timeoutMs: number): Promise<void> {
-  const { pulseFeeds } = await import("../config.ts");
+  const { pulseFeeds } = await import("../core/config.ts");
   const connection = await amqp.connect(config.pulse.url, AMQP_SOCKET_OPTIONS);
   connection.on("error", () => {});
   const deadline = Date.now() + timeoutMs;

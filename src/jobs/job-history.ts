@@ -23,10 +23,10 @@
  * finished job longer than one sweep interval (retention is days).
  */
 import { QueueEvents, type Job, type Queue, type Worker } from "bullmq";
-import type { Database } from "../db/prisma.ts";
-import type { Logger } from "../log.ts";
-import { createRedis, type Redis } from "../redis.ts";
-import type { QueueName } from "./contracts.ts";
+import type { Database } from "../storage/prisma.ts";
+import type { Logger } from "../core/log.ts";
+import { createRedis, type Redis } from "../core/redis.ts";
+import type { QueueName } from "../contract/contracts.ts";
 
 export type JobRecordState = "completed" | "retrying" | "failed" | "stalled";
 

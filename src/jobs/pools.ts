@@ -1,5 +1,5 @@
 /** The worker pools `pulse-bridge worker <pool>` can run. */
-import type { QueueName } from "./contracts.ts";
+import type { QueueName } from "../contract/contracts.ts";
 import type { PoolDefinition } from "./pool.ts";
 
 export const POOLS: Partial<{ [Q in QueueName]: () => Promise<PoolDefinition<Q>> }> = {

@@ -4,17 +4,18 @@
  * active ones finish, then close the runtime's resources).
  */
 import { hostname } from "node:os";
-import { Worker, type Job } from "bullmq";
-import type { Config } from "../config.ts";
-import { openDatabase, type Database } from "../db/prisma.ts";
-import type { Lifecycle } from "../lifecycle.ts";
-import type { Logger } from "../log.ts";
-import { jobDuration, jobOutcomes } from "../metrics.ts";
-import { createRedis } from "../redis.ts";
-import type { JobPayloads, QueueName } from "./contracts.ts";
+import { UnrecoverableError, Worker, type Job } from "bullmq";
+import type { Config } from "../core/config.ts";
+import { PermanentError } from "../core/permanent-error.ts";
+import { openDatabase, type Database } from "../storage/prisma.ts";
+import type { Lifecycle } from "../core/lifecycle.ts";
+import type { Logger } from "../core/log.ts";
+import { jobDuration, jobOutcomes } from "../core/metrics.ts";
+import { createRedis } from "../core/redis.ts";
+import type { JobPayloads, QueueName } from "../contract/contracts.ts";
 import { startJobHistory } from "./job-history.ts";
 import type { PoolDefinition } from "./pool.ts";
-import { closeQueues, openQueues } from "./queues.ts";
+import { closeQueues, openQueues } from "../contract/queues.ts";
 
 export interface StartPoolOptions {
   config: Config;
@@ -58,7 +59,7 @@ export async function startPool<Q extends QueueName>(definition: PoolDefinition<
         return result;
       } catch (error) {
         record(definition.queue, (error as Error)?.name === "DelayedError" ? "delayed" : "failed", started);
-        throw error;
+        throw error instanceof PermanentError ? unrecoverable(error) : error;
       }
     },
     {
@@ -95,6 +96,13 @@ export async function startPool<Q extends QueueName>(definition: PoolDefinition<
   await runtime.started?.();
   log.info({ concurrency, worker: workerName }, "worker pool started");
   return worker;
+}
+
+/** BullMQ fails a job at once, whatever attempts remain, only for its own UnrecoverableError. */
+function unrecoverable(error: PermanentError): UnrecoverableError {
+  const converted = new UnrecoverableError(error.message);
+  converted.stack = error.stack;
+  return converted;
 }
 
 function record(queue: string, outcome: string, started: bigint): void {

@@ -6,7 +6,7 @@
  * ends never build a shell command line: arguments go to the executable as a
  * list, with a minimal environment.
  */
-import type { Logger } from "../log.ts";
+import type { Logger } from "../core/log.ts";
 
 export type VcsKind = "hg" | "git";
 

@@ -9,7 +9,7 @@
  */
 import { createHash } from "node:crypto";
 import path from "node:path";
-import { repositoryKey } from "../jobs/job-requests.ts";
+import { repositoryKey } from "../core/urls.ts";
 
 const SAFE_WORD = /[^A-Za-z0-9._-]/g;
 

@@ -12,7 +12,7 @@
 import { randomBytes } from "node:crypto";
 import { access, mkdir, readdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../core/log.ts";
 import type { VcsBackend } from "./backend.ts";
 import { clonePathFor } from "./clone-path.ts";
 

@@ -18,7 +18,7 @@
  */
 import { lstat, readdir, rm } from "node:fs/promises";
 import path from "node:path";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../core/log.ts";
 import { assertRevision, type ChangesetRecord, type DiffResult, type TransferOptions, type VcsBackend } from "./backend.ts";
 import { CatFileBatchReader, DiffTreeReader, parseCommitObject } from "./git-history.ts";
 import { MissingRevisionError } from "./missing-revision-error.ts";

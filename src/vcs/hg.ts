@@ -10,7 +10,7 @@ import { existsSync } from "node:fs";
 import { rm, lstat, access } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../core/log.ts";
 import { assertRevision, cleanText, dateFromSeconds, type ChangesetRecord, type DiffResult, type FileAction, type TransferOptions, type VcsBackend } from "./backend.ts";
 import { MissingRevisionError } from "./missing-revision-error.ts";
 import { minimalEnv, progressLogger, runTool } from "./run-tool.ts";

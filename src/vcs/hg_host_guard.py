@@ -15,7 +15,7 @@ Loaded by src/vcs/hg.ts on every hg command that talks to a server:
   hg --config extensions.pulsebridge_hostguard=<this file>
      --config pulsebridge.allowed-hosts=<host>[,<host>...] ...
 An entry with a port allows exactly that host:port; one without a port
-allows the host on any port (the rule of ALLOWED_HOSTS in src/config.ts).
+allows the host on any port (the rule of ALLOWED_HOSTS in src/core/config.ts).
 Without the setting every request is refused.
 
 The abort message names no URL and no host taken from the server's answer:

@@ -6,9 +6,9 @@
  * is not a plain http(s) URL on ALLOWED_HOSTS is refused here, before any
  * process is spawned. The refusal is permanent: retrying cannot help.
  */
-import { PermanentJobError } from "../jobs/errors.ts";
+import { PermanentError } from "../core/permanent-error.ts";
 
-export class RefusedUrlError extends PermanentJobError {
+export class RefusedUrlError extends PermanentError {
   override name = "RefusedUrlError";
   constructor(
     readonly url: string,

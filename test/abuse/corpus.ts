@@ -12,7 +12,7 @@
  *   policy before any process starts, or accepted and passed to hg safely.
  * - `elmo`: an elmo.json artifact: refused by its schema with a reason.
  */
-import type { FeedKind, PulseExchanges } from "../../src/config.ts";
+import type { FeedKind, PulseExchanges } from "../../src/core/config.ts";
 import { formatJson } from "../support/formats.ts";
 
 export type MessageOutcome =

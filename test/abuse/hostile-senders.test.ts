@@ -10,13 +10,13 @@
 import type { Job, Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { IGNORE_CATEGORIES } from "../../src/bridge/route-message.ts";
-import type { Config } from "../../src/config.ts";
-import type { DeadLetterJob } from "../../src/jobs/contracts.ts";
-import { MAX_DEAD_LETTER_BODY_BYTES } from "../../src/jobs/job-requests.ts";
-import { replayDeadLetters } from "../../src/jobs/replay-dead-letters.ts";
-import { createLogger } from "../../src/log.ts";
-import { registry } from "../../src/metrics.ts";
+import { IGNORE_CATEGORIES } from "../../src/routing/route-message.ts";
+import type { Config } from "../../src/core/config.ts";
+import type { DeadLetterJob } from "../../src/contract/contracts.ts";
+import { MAX_DEAD_LETTER_BODY_BYTES } from "../../src/contract/job-requests.ts";
+import { replayDeadLetters } from "../../src/replay/dead-letters.ts";
+import { createLogger } from "../../src/core/log.ts";
+import { registry } from "../../src/core/metrics.ts";
 import { formatJson } from "../support/formats.ts";
 import { queueDepths } from "../support/pulse.ts";
 import { startRunningBridge, type RunningBridge } from "../support/running-bridge.ts";
@@ -62,7 +62,7 @@ beforeAll(async () => {
   config = env.config;
   redis = new Redis(SERVICES.redis, { maxRetriesPerRequest: 1 });
   // The aged letters wait before the bridge starts: its first retention run finds them.
-  const { openQueues, closeQueues } = await import("../../src/jobs/queues.ts");
+  const { openQueues, closeQueues } = await import("../../src/contract/queues.ts");
   const setupRedis = new Redis(SERVICES.redis, { maxRetriesPerRequest: null });
   const queues = openQueues(setupRedis, config.redis.prefix);
   await addAgedLetters(queues["dead-letter"], 3);

@@ -6,10 +6,10 @@
 import type { Job, Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BridgeHandle } from "../../src/bridge/bridge.ts";
-import { MAX_BODY_BYTES } from "../../src/bridge/route-message.ts";
-import type { Config } from "../../src/config.ts";
-import type { Queues } from "../../src/jobs/queues.ts";
-import { messagesConsumed, messagesDeadLettered, messagesIgnored } from "../../src/metrics.ts";
+import { MAX_BODY_BYTES } from "../../src/routing/route-message.ts";
+import type { Config } from "../../src/core/config.ts";
+import type { Queues } from "../../src/contract/queues.ts";
+import { messagesConsumed, messagesDeadLettered, messagesIgnored } from "../../src/core/metrics.ts";
 import { formatJson, formatText } from "../support/formats.ts";
 import { queueDepths, type Publisher } from "../support/pulse.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";

@@ -7,9 +7,9 @@
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { BridgeHandle } from "../../src/bridge/bridge.ts";
-import type { Config } from "../../src/config.ts";
-import type { Queues } from "../../src/jobs/queues.ts";
-import { brokerReconnects } from "../../src/metrics.ts";
+import type { Config } from "../../src/core/config.ts";
+import type { Queues } from "../../src/contract/queues.ts";
+import { brokerReconnects } from "../../src/core/metrics.ts";
 import { closeConnections, deleteQueue, queueDepth, taskCompletedMessage, type Publisher } from "../support/pulse.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";

@@ -6,10 +6,10 @@
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { startBridge } from "../../src/bridge/bridge.ts";
-import { pulseFeeds } from "../../src/config.ts";
-import { closeQueues, openQueues, type Queues } from "../../src/jobs/queues.ts";
-import { createLogger } from "../../src/log.ts";
-import { createRedis, type Redis } from "../../src/redis.ts";
+import { pulseFeeds } from "../../src/core/config.ts";
+import { closeQueues, openQueues, type Queues } from "../../src/contract/queues.ts";
+import { createLogger } from "../../src/core/log.ts";
+import { createRedis, type Redis } from "../../src/core/redis.ts";
 import { assertCliBuilt, spawnBridgeProcess, type BridgeProcess } from "../support/bridge-process.ts";
 import { declareExchanges, openPublisher, queueDepth, taskCompletedMessage, type Publisher } from "../support/pulse.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";

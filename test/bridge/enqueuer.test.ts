@@ -6,13 +6,13 @@
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Enqueuer } from "../../src/bridge/enqueuer.ts";
-import { loadConfig, pulseFeeds } from "../../src/config.ts";
-import type { AnyJobRequest } from "../../src/jobs/contracts.ts";
-import { tcIngestJobRequest } from "../../src/jobs/job-requests.ts";
-import { closeQueues, openQueues, type Queues } from "../../src/jobs/queues.ts";
-import { createLogger } from "../../src/log.ts";
-import { createRedis, type Redis } from "../../src/redis.ts";
-import { routeMessage } from "../../src/bridge/route-message.ts";
+import { loadConfig, pulseFeeds } from "../../src/core/config.ts";
+import type { AnyJobRequest } from "../../src/contract/contracts.ts";
+import { tcIngestJobRequest } from "../../src/contract/job-requests.ts";
+import { closeQueues, openQueues, type Queues } from "../../src/contract/queues.ts";
+import { createLogger } from "../../src/core/log.ts";
+import { createRedis, type Redis } from "../../src/core/redis.ts";
+import { routeMessage } from "../../src/routing/route-message.ts";
 import { taskCompletedMessage } from "../support/pulse.ts";
 import { waitFor } from "../support/wait-for.ts";
 import { startPrivateRedis, type PrivateRedis } from "../support/private-redis.ts";

@@ -9,8 +9,8 @@
  * the messages behind the culprit flow again.
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { pulseFeeds, type PulseFeed } from "../../src/config.ts";
-import { replayPoison } from "../../src/jobs/replay-poison.ts";
+import { pulseFeeds, type PulseFeed } from "../../src/core/config.ts";
+import { replayPoison } from "../../src/replay/poison-queue.ts";
 import { publishDeepHeaders } from "../support/deep-headers.ts";
 import { queueDepth, taskCompletedMessage } from "../support/pulse.ts";
 import { startRunningBridge, type RunningBridge } from "../support/running-bridge.ts";

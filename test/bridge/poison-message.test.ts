@@ -12,12 +12,12 @@ import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { pulseFeeds, type PulseFeed } from "../../src/config.ts";
+import { pulseFeeds, type PulseFeed } from "../../src/core/config.ts";
 import { startDashboard } from "../../src/dashboard/server.ts";
-import { closeQueues, openQueues, type Queues } from "../../src/jobs/queues.ts";
-import { Lifecycle } from "../../src/lifecycle.ts";
-import { createLogger } from "../../src/log.ts";
-import { createRedis, type Redis } from "../../src/redis.ts";
+import { closeQueues, openQueues, type Queues } from "../../src/contract/queues.ts";
+import { Lifecycle } from "../../src/core/lifecycle.ts";
+import { createLogger } from "../../src/core/log.ts";
+import { createRedis, type Redis } from "../../src/core/redis.ts";
 import { assertCliBuilt, CLI_PATH, spawnBridgeProcess, type BridgeProcess } from "../support/bridge-process.ts";
 import { publishDeepHeaders } from "../support/deep-headers.ts";
 import { declareExchanges, openPublisher, queueDepth, taskCompletedMessage, type Publisher } from "../support/pulse.ts";
@@ -27,7 +27,7 @@ import { waitFor } from "../support/wait-for.ts";
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const cli = CLI_PATH;
 const run = promisify(execFile);
-/** The header in which the reader notes what it dropped (src/bridge/shallow-headers.ts). */
+/** The header in which the reader notes what it dropped (src/pulse/shallow-headers.ts). */
 const DROPPED_HEADERS_NOTE = "x-pulse-bridge-dropped-headers";
 
 let env: TestEnvironment;

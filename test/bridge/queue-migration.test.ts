@@ -13,7 +13,7 @@ import { promisify } from "node:util";
 import amqp from "amqplib";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { feedBindings } from "../../src/bridge/feed-bindings.ts";
-import { pulseFeeds, type PulseFeed } from "../../src/config.ts";
+import { pulseFeeds, type PulseFeed } from "../../src/core/config.ts";
 import { publishDeepHeaders } from "../support/deep-headers.ts";
 import { declareExchanges, openPublisher, queueDepth, taskCompletedMessage, type Publisher } from "../support/pulse.ts";
 import { startRunningBridge, type RunningBridge } from "../support/running-bridge.ts";
@@ -21,7 +21,7 @@ import { createTestEnvironment, SERVICES, type TestEnvironment } from "../suppor
 import { waitFor } from "../support/wait-for.ts";
 
 const run = promisify(execFile);
-/** The header in which the reader notes what it dropped (src/bridge/shallow-headers.ts). */
+/** The header in which the reader notes what it dropped (src/pulse/shallow-headers.ts). */
 const DROPPED_HEADERS_NOTE = "x-pulse-bridge-dropped-headers";
 
 let env: TestEnvironment;

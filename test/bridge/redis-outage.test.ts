@@ -6,9 +6,9 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Redis } from "ioredis";
 import { startBridge, type BridgeHandle } from "../../src/bridge/bridge.ts";
-import type { Config } from "../../src/config.ts";
-import { closeQueues, openQueues, type Queues } from "../../src/jobs/queues.ts";
-import { createLogger } from "../../src/log.ts";
+import type { Config } from "../../src/core/config.ts";
+import { closeQueues, openQueues, type Queues } from "../../src/contract/queues.ts";
+import { createLogger } from "../../src/core/log.ts";
 import { declareExchanges, openPublisher, queueDepth, taskCompletedMessage, type Publisher } from "../support/pulse.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { coalesceWrites } from "../../src/bridge/write-coalescer.ts";
-import { createRedis, type Redis } from "../../src/redis.ts";
+import { createRedis, type Redis } from "../../src/core/redis.ts";
 import { startPrivateRedis, type PrivateRedis } from "../support/private-redis.ts";
 import { waitFor } from "../support/wait-for.ts";
 

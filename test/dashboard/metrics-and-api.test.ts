@@ -9,11 +9,11 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import amqp from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { pulseFeeds } from "../../src/config.ts";
+import { pulseFeeds } from "../../src/core/config.ts";
 import { diffBackends } from "../../src/dashboard/extras.ts";
 import { startDashboard, type DashboardHandle } from "../../src/dashboard/server.ts";
-import { Lifecycle } from "../../src/lifecycle.ts";
-import { createLogger } from "../../src/log.ts";
+import { Lifecycle } from "../../src/core/lifecycle.ts";
+import { createLogger } from "../../src/core/log.ts";
 import { clonePathFor } from "../../src/vcs/clone-path.ts";
 import { SERVICES, createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 

@@ -1,7 +1,7 @@
 /** /healthz and /readyz: readiness follows Redis going away and coming back. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Lifecycle } from "../../src/lifecycle.ts";
-import { createLogger } from "../../src/log.ts";
+import { Lifecycle } from "../../src/core/lifecycle.ts";
+import { createLogger } from "../../src/core/log.ts";
 import { startDashboard, type DashboardHandle } from "../../src/dashboard/server.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";

@@ -9,9 +9,9 @@
  */
 import type { Job } from "bullmq";
 import { describe, expect, it } from "vitest";
-import type { HgSyncJob } from "../../src/jobs/contracts.ts";
+import type { HgSyncJob } from "../../src/contract/contracts.ts";
 import { trackForest } from "../../src/jobs/hg-sync/tracking.ts";
-import { hgSyncJobRequest } from "../../src/jobs/job-requests.ts";
+import { hgSyncJobRequest } from "../../src/contract/job-requests.ts";
 import { freePort } from "../support/private-redis.ts";
 import { waitFor } from "../support/wait-for.ts";
 import { message, useHgSyncSetting } from "./harness.ts";

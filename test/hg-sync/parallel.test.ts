@@ -10,7 +10,7 @@ import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBridge, type BridgeHandle } from "../../src/bridge/bridge.ts";
 import { trackRepository } from "../../src/jobs/hg-sync/tracking.ts";
-import { createLogger } from "../../src/log.ts";
+import { createLogger } from "../../src/core/log.ts";
 import { formatJson } from "../support/formats.ts";
 import { startHgServer, type HgServer } from "../support/hg-server.ts";
 import { declareExchanges, openPublisher, type Publisher } from "../support/pulse.ts";

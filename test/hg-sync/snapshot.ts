@@ -1,5 +1,5 @@
 /** A canonical, id-free dump of the history tables, to compare two databases. */
-import type { Database } from "../../src/db/prisma.ts";
+import type { Database } from "../../src/storage/prisma.ts";
 
 export async function historySnapshot(db: Database) {
   const repositories = await db.repository.findMany({ orderBy: { url: "asc" }, select: { name: true, url: true, lastPushId: true } });

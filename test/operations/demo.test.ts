@@ -6,7 +6,7 @@
 import { spawnSync } from "node:child_process";
 import amqp from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig, pulseFeeds } from "../../src/config.ts";
+import { loadConfig, pulseFeeds } from "../../src/core/config.ts";
 import { demoEnvironment, resetDemoState } from "../../src/demo/demo-config.ts";
 import { SERVICES, createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 

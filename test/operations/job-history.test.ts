@@ -6,12 +6,12 @@
  */
 import { Queue, Worker } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PermanentJobError } from "../../src/jobs/errors.ts";
+import { PermanentError } from "../../src/core/permanent-error.ts";
 import type { PoolDefinition } from "../../src/jobs/pool.ts";
 import { startPool } from "../../src/jobs/start-pool.ts";
-import { Lifecycle } from "../../src/lifecycle.ts";
-import { createLogger } from "../../src/log.ts";
-import { createRedis } from "../../src/redis.ts";
+import { Lifecycle } from "../../src/core/lifecycle.ts";
+import { createLogger } from "../../src/core/log.ts";
+import { createRedis } from "../../src/core/redis.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { syntheticTcRun } from "../support/synthetic-jobs.ts";
 import { waitFor } from "../support/wait-for.ts";
@@ -36,7 +36,7 @@ const behaviour: PoolDefinition<"tc-ingest"> = {
       const kind = job.data.taskId.split("-")[0];
       if (kind === "flaky" && job.attemptsMade === 0) throw new Error("upstream answered 503");
       if (kind === "bad") throw new Error("upstream keeps answering 503");
-      if (kind === "perm") throw new PermanentJobError("elmo.json is not JSON");
+      if (kind === "perm") throw new PermanentError("elmo.json is not JSON");
       return "done";
     },
   }),

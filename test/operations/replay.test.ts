@@ -6,12 +6,12 @@
 import { spawnSync } from "node:child_process";
 import { Queue, Worker } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { OriginalMessage } from "../../src/jobs/contracts.ts";
-import { deadLetterJobRequest } from "../../src/jobs/job-requests.ts";
-import { addJob, closeQueues, openQueues, type Queues } from "../../src/jobs/queues.ts";
-import { replayDeadLetters } from "../../src/jobs/replay-dead-letters.ts";
-import { replayFinishedJobs } from "../../src/jobs/replay-failed.ts";
-import { createRedis, type Redis } from "../../src/redis.ts";
+import type { OriginalMessage } from "../../src/contract/contracts.ts";
+import { deadLetterJobRequest } from "../../src/contract/job-requests.ts";
+import { addJob, closeQueues, openQueues, type Queues } from "../../src/contract/queues.ts";
+import { replayDeadLetters } from "../../src/replay/dead-letters.ts";
+import { replayFinishedJobs } from "../../src/replay/failed-jobs.ts";
+import { createRedis, type Redis } from "../../src/core/redis.ts";
 import { formatJson } from "../support/formats.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { syntheticTcRun } from "../support/synthetic-jobs.ts";

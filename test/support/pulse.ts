@@ -8,7 +8,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import amqp, { type ChannelModel, type ConfirmChannel } from "amqplib";
-import type { Config } from "../../src/config.ts";
+import type { Config } from "../../src/core/config.ts";
 import { formatJson } from "./formats.ts";
 import { SERVICES } from "./test-environment.ts";
 

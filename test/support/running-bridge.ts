@@ -4,10 +4,10 @@
  * publishers would) and the BullMQ queues to read the jobs from.
  */
 import { startBridge, type BridgeHandle, type BridgeOptions } from "../../src/bridge/bridge.ts";
-import type { Config } from "../../src/config.ts";
-import { closeQueues, openQueues, type Queues } from "../../src/jobs/queues.ts";
-import { createLogger, type Logger } from "../../src/log.ts";
-import { createRedis } from "../../src/redis.ts";
+import type { Config } from "../../src/core/config.ts";
+import { closeQueues, openQueues, type Queues } from "../../src/contract/queues.ts";
+import { createLogger, type Logger } from "../../src/core/log.ts";
+import { createRedis } from "../../src/core/redis.ts";
 import { declareExchanges, openPublisher, type Publisher } from "./pulse.ts";
 import { waitFor } from "./wait-for.ts";
 

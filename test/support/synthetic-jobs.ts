@@ -1,5 +1,5 @@
 /** Job payloads for tests of the job machinery itself (history, replay, the board), not of a pool's work. */
-import type { OriginalMessage, TcIngestJob } from "../../src/jobs/contracts.ts";
+import type { OriginalMessage, TcIngestJob } from "../../src/contract/contracts.ts";
 
 export function syntheticMessage(overrides: Partial<OriginalMessage> = {}): OriginalMessage {
   return { connection: "pulse", feed: "taskcluster", exchange: "x", routingKey: "r", body: "{}", bodyEncoding: "utf8", headers: {}, redelivered: false, receivedAt: new Date().toISOString(), ...overrides };

@@ -13,9 +13,9 @@ import path from "node:path";
 import amqp from "amqplib";
 import { Redis } from "ioredis";
 import pg from "pg";
-import { loadConfig, pulseFeeds, PULSE_EXCHANGES, type Config } from "../../src/config.ts";
-import { migrate } from "../../src/db/migrate.ts";
-import { openDatabase, type Database } from "../../src/db/prisma.ts";
+import { loadConfig, pulseFeeds, PULSE_EXCHANGES, type Config } from "../../src/core/config.ts";
+import { migrate } from "../../src/storage/migrate.ts";
+import { openDatabase, type Database } from "../../src/storage/prisma.ts";
 
 export const SERVICES = {
   postgres: "postgresql://postgres@127.0.0.1:5432",

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { artifactLinkRouter, RESOLVED_URL_TTL_MS } from "../../src/dashboard/artifact-link.ts";
 import { ingestRun } from "../../src/jobs/tc-ingest/ingest-run.ts";
 import { QueueApi } from "../../src/jobs/tc-ingest/queue-api.ts";
-import { createLogger } from "../../src/log.ts";
+import { createLogger } from "../../src/core/log.ts";
 import { startQueueApiStandIn, type QueueApiStandIn } from "../support/queue-api-server.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { compareLocalesArtifacts, hex40, realisticElmoJson, standInTask, tcJob } from "./fixtures.ts";

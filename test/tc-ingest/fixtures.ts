@@ -4,7 +4,7 @@
  * summaries compare-locales 9.0.4 really produced (two configs, de and fr).
  */
 import { randomBytes } from "node:crypto";
-import type { TcIngestJob } from "../../src/jobs/contracts.ts";
+import type { TcIngestJob } from "../../src/contract/contracts.ts";
 import { formatJson } from "../support/formats.ts";
 import type { StandInArtifact, StandInRun, StandInTask } from "../support/queue-api-server.ts";
 

@@ -22,19 +22,19 @@ import { fileURLToPath } from "node:url";
 import type { Job } from "bullmq";
 import express from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Config } from "../../src/config.ts";
+import type { Config } from "../../src/core/config.ts";
 import { artifactLinkRouter } from "../../src/dashboard/artifact-link.ts";
 import { readApiRouter } from "../../src/dashboard/read-api.ts";
-import type { TcIngestJob } from "../../src/jobs/contracts.ts";
-import { PermanentJobError } from "../../src/jobs/errors.ts";
+import type { TcIngestJob } from "../../src/contract/contracts.ts";
+import { PermanentError } from "../../src/core/permanent-error.ts";
 import { fetchPushlogPage } from "../../src/jobs/hg-sync/pushlog-client.ts";
-import { tcIngestJobRequest } from "../../src/jobs/job-requests.ts";
-import { addJob, closeQueues, openQueues, type Queues } from "../../src/jobs/queues.ts";
+import { tcIngestJobRequest } from "../../src/contract/job-requests.ts";
+import { addJob, closeQueues, openQueues, type Queues } from "../../src/contract/queues.ts";
 import { startPool } from "../../src/jobs/start-pool.ts";
 import { tcIngestPool } from "../../src/jobs/tc-ingest/pool.ts";
-import { Lifecycle } from "../../src/lifecycle.ts";
-import { createLogger } from "../../src/log.ts";
-import { createRedis, type Redis } from "../../src/redis.ts";
+import { Lifecycle } from "../../src/core/lifecycle.ts";
+import { createLogger } from "../../src/core/log.ts";
+import { createRedis, type Redis } from "../../src/core/redis.ts";
 import { startHgServer, type HgServer } from "../support/hg-server.ts";
 import { startQueueApiStandIn, type QueueApiStandIn } from "../support/queue-api-server.ts";
 import { createTestEnvironment, deleteRedisKeys, type TestEnvironment } from "../support/test-environment.ts";
@@ -251,7 +251,7 @@ describe("pushlog", () => {
 
     hg.redirectPushlog("l10n-central/de", `${outside.url}/json-pushes?version=2&full=1&startID=0&endID=200`);
     const refused = await fetchPushlogPage(hg.repoUrl("l10n-central/de"), 0, 200, 5_000).catch((error: Error) => error);
-    expect(refused).toBeInstanceOf(PermanentJobError);
+    expect(refused).toBeInstanceOf(PermanentError);
     expect((refused as Error).message).toBe(
       `pushlog of ${hg.repoUrl("l10n-central/de")}: refused redirect to ${outsideHost()}/json-pushes: host ${outsideHost()} is not one of ALLOWED_HOSTS (the repository's host ${new URL(hg.url).host})`,
     );

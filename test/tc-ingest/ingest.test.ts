@@ -4,16 +4,16 @@
  */
 import type { Job } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Config } from "../../src/config.ts";
-import type { TcIngestJob } from "../../src/jobs/contracts.ts";
-import { tcIngestJobRequest } from "../../src/jobs/job-requests.ts";
-import { addJob, closeQueues, openQueues, type Queues } from "../../src/jobs/queues.ts";
+import type { Config } from "../../src/core/config.ts";
+import type { TcIngestJob } from "../../src/contract/contracts.ts";
+import { tcIngestJobRequest } from "../../src/contract/job-requests.ts";
+import { addJob, closeQueues, openQueues, type Queues } from "../../src/contract/queues.ts";
 import { startPool } from "../../src/jobs/start-pool.ts";
 import { tcIngestPool } from "../../src/jobs/tc-ingest/pool.ts";
 import type { IngestResult } from "../../src/jobs/tc-ingest/ingest-run.ts";
-import { Lifecycle } from "../../src/lifecycle.ts";
-import { createLogger } from "../../src/log.ts";
-import { createRedis, type Redis } from "../../src/redis.ts";
+import { Lifecycle } from "../../src/core/lifecycle.ts";
+import { createLogger } from "../../src/core/log.ts";
+import { createRedis, type Redis } from "../../src/core/redis.ts";
 import { startQueueApiStandIn, type QueueApiStandIn } from "../support/queue-api-server.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";

@@ -5,11 +5,11 @@
  * like `pulse-bridge worker tc-ingest`, one job at a time. Sends "ready" once
  * the pool runs; "stop" shuts it down.
  */
-import { loadConfig } from "../../src/config.ts";
+import { loadConfig } from "../../src/core/config.ts";
 import { startPool } from "../../src/jobs/start-pool.ts";
 import { tcIngestPool } from "../../src/jobs/tc-ingest/pool.ts";
-import { Lifecycle } from "../../src/lifecycle.ts";
-import { createLogger } from "../../src/log.ts";
+import { Lifecycle } from "../../src/core/lifecycle.ts";
+import { createLogger } from "../../src/core/log.ts";
 
 const config = loadConfig(process.env);
 const log = createLogger(config.logLevel, "memory-worker");

@@ -1,6 +1,6 @@
 /** The Queue API client's failure classes, against the stand-in. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PermanentJobError } from "../../src/jobs/errors.ts";
+import { PermanentError } from "../../src/core/permanent-error.ts";
 import { QueueApi } from "../../src/jobs/tc-ingest/queue-api.ts";
 import { startQueueApiStandIn, type QueueApiStandIn } from "../support/queue-api-server.ts";
 import { compareLocalesArtifacts, hex40, realisticElmoJson, slugid, standInTask } from "./fixtures.ts";
@@ -31,10 +31,10 @@ describe("Queue API client", () => {
       const api = client(100);
       const slowTask = await api.task(task.taskId).catch((error: Error) => error);
       expect(slowTask).toBeInstanceOf(Error);
-      expect(slowTask).not.toBeInstanceOf(PermanentJobError);
+      expect(slowTask).not.toBeInstanceOf(PermanentError);
       expect((slowTask as Error).message).toBe(`task ${task.taskId}: request timed out (${standIn.rootUrl})`);
       const slowArtifact = await api.artifactText(task.taskId, 0, "public/compare-locales/elmo.json").catch((error: Error) => error);
-      expect(slowArtifact).not.toBeInstanceOf(PermanentJobError);
+      expect(slowArtifact).not.toBeInstanceOf(PermanentError);
       expect((slowArtifact as Error).message).toBe(
         `artifact public/compare-locales/elmo.json of task ${task.taskId} run 0: request timed out (${new URL(standIn.rootUrl).host}/api/queue/v1/task/${task.taskId}/runs/0/artifacts/public%2Fcompare-locales%2Felmo.json)`,
       );
@@ -48,27 +48,27 @@ describe("Queue API client", () => {
     standIn.addTask(task);
     const api = client();
 
-    await expect(api.task(slugid())).rejects.toBeInstanceOf(PermanentJobError);
+    await expect(api.task(slugid())).rejects.toBeInstanceOf(PermanentError);
     await expect(api.listArtifacts(task.taskId, 7)).rejects.toThrow(`artifacts of task ${task.taskId} run 7: HTTP 404 ResourceNotFound from ${standIn.rootUrl}`);
     await expect(api.artifactText(task.taskId, 0, "public/elmo.json")).rejects.toThrow(
       `artifact public/elmo.json of task ${task.taskId} run 0: HTTP 424 from ${new URL(standIn.rootUrl).host}/api/queue/v1/task/${task.taskId}/runs/0/artifacts/public%2Felmo.json`,
     );
-    await expect(api.artifactText(task.taskId, 0, "public/elmo.json")).rejects.toBeInstanceOf(PermanentJobError);
+    await expect(api.artifactText(task.taskId, 0, "public/elmo.json")).rejects.toBeInstanceOf(PermanentError);
 
     for (const status of [429, 403]) {
       standIn.failNext({ path: new RegExp(`/task/${task.taskId}$`), status });
       const error = await api.task(task.taskId).catch((e: Error) => e);
       expect(error).toBeInstanceOf(Error);
-      expect(error instanceof PermanentJobError).toBe(status === 403);
+      expect(error instanceof PermanentError).toBe(status === 403);
     }
     // 5xx: retried inside the client first; still failing afterwards it is transient for the job.
     standIn.failNext({ path: new RegExp(`/task/${task.taskId}$`), status: 503, times: 3 });
     const error = await api.task(task.taskId).catch((e: Error) => e);
-    expect(error).not.toBeInstanceOf(PermanentJobError);
+    expect(error).not.toBeInstanceOf(PermanentError);
     expect((error as Error).message).toMatch(/HTTP 503/);
 
     standIn.failNext({ server: "storage", path: /public\/ok.json$/, status: 500 });
-    await expect(api.artifactText(task.taskId, 0, "public/ok.json")).rejects.not.toBeInstanceOf(PermanentJobError);
+    await expect(api.artifactText(task.taskId, 0, "public/ok.json")).rejects.not.toBeInstanceOf(PermanentError);
     expect(JSON.parse(await api.artifactText(task.taskId, 0, "public/ok.json"))).toEqual({ ok: true });
   });
 });

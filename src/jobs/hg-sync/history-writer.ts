@@ -10,7 +10,7 @@
  *   writers sharing history (forks) take row locks in the same order.
  * - memberships, parents, files, pushes: ON CONFLICT DO NOTHING.
  */
-import type { Database } from "../../db/prisma.ts";
+import type { Database } from "../../storage/prisma.ts";
 import type { ChangesetRecord } from "../../vcs/backend.ts";
 
 type Tx = Parameters<Parameters<Database["$transaction"]>[0]>[0];

@@ -16,18 +16,19 @@
  * /api/jobs, logged as an error) and nothing retries it: the periodic
  * reconcile only pokes Repository rows.
  */
-import { DelayedError, UnrecoverableError, type Job } from "bullmq";
-import type { Config } from "../../config.ts";
-import type { Database } from "../../db/prisma.ts";
-import type { Logger } from "../../log.ts";
-import type { Redis } from "../../redis.ts";
+import { DelayedError, type Job } from "bullmq";
+import type { Config } from "../../core/config.ts";
+import type { Database } from "../../storage/prisma.ts";
+import type { Logger } from "../../core/log.ts";
+import type { Redis } from "../../core/redis.ts";
 import { backendFor } from "../../vcs/backends.ts";
 import { updateClone } from "../../vcs/clone-store.ts";
 import { checkRepositoryUrl } from "../../vcs/url-policy.ts";
-import type { HgSyncJob } from "../contracts.ts";
-import { PermanentJobError } from "../errors.ts";
-import { hgSyncJobRequest, repositoryKey } from "../job-requests.ts";
-import { addJob, type Queues } from "../queues.ts";
+import type { HgSyncJob } from "../../contract/contracts.ts";
+import { PermanentError } from "../../core/permanent-error.ts";
+import { hgSyncJobRequest } from "../../contract/job-requests.ts";
+import { repositoryKey } from "../../core/urls.ts";
+import { addJob, type Queues } from "../../contract/queues.ts";
 import { RepositoryLock } from "./repository-lock.ts";
 import { finishSyncRun, startSyncRun } from "./sync-runs.ts";
 import { syncRepository, type SyncOutcome } from "./sync-repository.ts";
@@ -80,14 +81,14 @@ async function resolveRepository(deps: ProcessorDeps, data: HgSyncJob): Promise<
 function newRepositoryFailure(deps: ProcessorDeps, job: Job<HgSyncJob>, pending: PendingRepository, error: Error): Error {
   const attempts = job.opts.attempts ?? 1;
   const attempt = job.attemptsMade + 1;
-  const permanent = error instanceof UnrecoverableError;
+  const permanent = error instanceof PermanentError;
   const context = { jobId: job.id, repository: pending.name, forest: pending.forest, attempt, attempts, err: error.message };
   if (attempt < attempts && !permanent) {
     deps.log.warn(context, "new repository under a tracked forest does not answer yet; not tracked, retrying later");
     return error;
   }
   deps.log.error(context, "new repository under a tracked forest never answered: giving up, it is not tracked (once it answers: pulse-bridge track repo URL --forest NAME)");
-  return new PermanentJobError(`new repository not tracked: its first clone failed ${attempt} time(s); last error: ${error.message}`);
+  return new PermanentError(`new repository not tracked: its first clone failed ${attempt} time(s); last error: ${error.message}`);
 }
 
 export async function processHgSyncJob(deps: ProcessorDeps, job: Job<HgSyncJob>, token: string | undefined): Promise<SyncResult> {

@@ -7,8 +7,8 @@
  * (by default just the repository's own host): a pushlog server must not be
  * able to send us to another host, an internal one say.
  */
-import { PermanentJobError } from "../errors.ts";
-import { discard, guardedFetch, readCapped, type HostPolicy } from "../guarded-fetch.ts";
+import { PermanentError } from "../../core/permanent-error.ts";
+import { discard, guardedFetch, readCapped, type HostPolicy } from "../../http/guarded-fetch.ts";
 
 export interface PushlogPush {
   pushId: number;
@@ -51,7 +51,7 @@ export async function fetchPushlogPage(repoUrl: string, startId: number, endId: 
   };
   const response = await guardedFetch(url, { policy, signal: AbortSignal.timeout(timeoutMs), what: `pushlog of ${repoUrl}`, headers: { accept: "application/json" } });
   if (response.status < 200 || response.status >= 300) discard(response.message);
-  if (response.status === 404) throw new PermanentJobError(`pushlog not found at ${url} (404)`);
+  if (response.status === 404) throw new PermanentError(`pushlog not found at ${url} (404)`);
   if (response.status < 200 || response.status >= 300) throw new Error(`pushlog request ${url} answered ${response.status}`);
   const text = (await readCapped(response, PUSHLOG_MAX_BYTES, `pushlog ${url}`, "the pushlog page limit")).toString("utf8");
   let body: { lastpushid?: unknown; pushes?: Record<string, { user?: unknown; date?: unknown; changesets?: unknown[] }> };

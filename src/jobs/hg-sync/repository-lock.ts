@@ -10,7 +10,7 @@
  * and `signal` aborts: the sync stops before its next write.
  */
 import { randomBytes } from "node:crypto";
-import type { Redis } from "../../redis.ts";
+import type { Redis } from "../../core/redis.ts";
 
 const RENEW = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("pexpire", KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`;

@@ -10,12 +10,12 @@
  * - git push: the pushed commits not yet stored, then one Push for the event.
  * - git reconcile: every commit reachable from the branches not yet stored.
  */
-import type { Database } from "../../db/prisma.ts";
-import type { Logger } from "../../log.ts";
+import type { Database } from "../../storage/prisma.ts";
+import type { Logger } from "../../core/log.ts";
 import type { ChangesetRecord, VcsBackend } from "../../vcs/backend.ts";
 import { updateClone } from "../../vcs/clone-store.ts";
 import { MissingRevisionError } from "../../vcs/missing-revision-error.ts";
-import type { GitPushJob } from "../contracts.ts";
+import type { GitPushJob } from "../../contract/contracts.ts";
 import { knownRevisions, linkChangesets, storeChangesets, storeGitPush, storePushes } from "./history-writer.ts";
 import { fetchPushlogPage, PUSHLOG_PAGE_SIZE, type PushlogPage } from "./pushlog-client.ts";
 import type { TrackedRepository } from "./tracking.ts";

@@ -4,7 +4,7 @@
  * checked from the table alone. Started right after acquiring, finished
  * right before releasing.
  */
-import type { Database } from "../../db/prisma.ts";
+import type { Database } from "../../storage/prisma.ts";
 
 export async function startSyncRun(db: Database, repositoryId: number, jobId: string, worker: string): Promise<number> {
   // We hold the lock, so an earlier run of this repository still open belongs

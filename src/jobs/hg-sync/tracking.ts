@@ -3,8 +3,8 @@
  * `pulse-bridge track` and by the worker (is this repository tracked? is a
  * new repository under a tracked Forest?).
  */
-import type { Database } from "../../db/prisma.ts";
-import type { RepositoryKind } from "../../generated/prisma/enums.ts";
+import type { Database } from "../../storage/prisma.ts";
+import type { RepositoryKind } from "../../storage/prisma.ts";
 import { checkRepositoryUrl } from "../../vcs/url-policy.ts";
 
 export interface TrackedRepository {

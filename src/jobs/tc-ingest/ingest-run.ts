@@ -10,10 +10,10 @@
  * job completes: that is a fact about the run, not an error.
  */
 import { z } from "zod";
-import type { Database } from "../../db/prisma.ts";
-import type { Logger } from "../../log.ts";
-import type { TcIngestJob } from "../contracts.ts";
-import { PermanentJobError } from "../errors.ts";
+import type { Database } from "../../storage/prisma.ts";
+import type { Logger } from "../../core/log.ts";
+import type { TcIngestJob } from "../../contract/contracts.ts";
+import { PermanentError } from "../../core/permanent-error.ts";
 import { detailArtifact, findElmoJson } from "./artifact-names.ts";
 import { completion, formatPath, parseElmoJson, type ElmoComparison } from "./elmo-json.ts";
 import type { QueueApi } from "./queue-api.ts";
@@ -58,7 +58,7 @@ export async function ingestRun(job: TcIngestJob, deps: IngestDependencies): Pro
   const parsedJob = jobSchema.safeParse(job);
   if (!parsedJob.success) {
     const issue = parsedJob.error.issues[0]!;
-    throw new PermanentJobError(`job does not name a Taskcluster run: ${formatPath(issue.path)}: ${issue.message}`);
+    throw new PermanentError(`job does not name a Taskcluster run: ${formatPath(issue.path)}: ${issue.message}`);
   }
   const { taskId, runId } = parsedJob.data;
   const rootUrl = withoutTrailingSlash(parsedJob.data.rootUrl);
@@ -91,7 +91,7 @@ export async function ingestRun(job: TcIngestJob, deps: IngestDependencies): Pro
 
   const where = `${elmoArtifact.name} of task ${taskId} run ${runId}`;
   const parsed = parseElmoJson(await api.artifactText(taskId, runId, elmoArtifact.name), { maxComparisons: deps.maxComparisons });
-  if (!parsed.ok) throw new PermanentJobError(`${where}: ${parsed.reason}`);
+  if (!parsed.ok) throw new PermanentError(`${where}: ${parsed.reason}`);
   const elmo = parsed.elmo;
 
   const repository = elmo.repository ? withoutTrailingSlash(elmo.repository) : repositoryOfSource(task.source);
@@ -141,9 +141,9 @@ function revisionsOf(entry: ElmoComparison, index: number, repository: string | 
   for (const [key, revision] of Object.entries(entry.revisions)) {
     const where = `${artifact}: elmo.json is invalid: comparisons[${index}].revisions[${JSON.stringify(key)}]`;
     const url = resolveRepositoryPath(repository, key);
-    if (!url) throw new PermanentJobError(`${where}: cannot be resolved to a repository URL (elmo.json names no repository and the task's metadata.source gives none)`);
+    if (!url) throw new PermanentError(`${where}: cannot be resolved to a repository URL (elmo.json names no repository and the task's metadata.source gives none)`);
     const known = byRepository.get(url);
-    if (known !== undefined && known !== revision) throw new PermanentJobError(`${where}: names ${url} again with another revision`);
+    if (known !== undefined && known !== revision) throw new PermanentError(`${where}: names ${url} again with another revision`);
     byRepository.set(url, revision);
   }
   return [...byRepository].map(([url, revision]) => ({ repository: url, revision }));

@@ -1,6 +1,6 @@
-/** tc-ingest's own metrics, next to the job outcome metrics every pool has (src/metrics.ts). */
+/** tc-ingest's own metrics, next to the job outcome metrics every pool has (src/core/metrics.ts). */
 import { Counter } from "prom-client";
-import { registry } from "../../metrics.ts";
+import { registry } from "../../core/metrics.ts";
 
 export const ingestedBuilds = new Counter({
   name: "pulse_bridge_tc_ingest_builds_total",

@@ -4,12 +4,12 @@
  * Queue API round trips and one transaction), so the pool runs several at
  * once (TC_INGEST_CONCURRENCY, --concurrency).
  */
-import { PermanentJobError } from "../errors.ts";
+import { PermanentError } from "../../core/permanent-error.ts";
 import type { PoolDefinition } from "../pool.ts";
 import { ingestRun } from "./ingest-run.ts";
 import { ingestedBuilds, ingestedComparisons } from "./metrics.ts";
 import { QueueApi } from "./queue-api.ts";
-import { TaskclusterHosts } from "./taskcluster-hosts.ts";
+import { TaskclusterHosts } from "../../http/taskcluster-hosts.ts";
 
 const RUN_STATES = new Set(["completed", "failed", "exception"]);
 
@@ -22,7 +22,7 @@ export const tcIngestPool: PoolDefinition<"tc-ingest"> = {
     const hosts = TaskclusterHosts.fromConfig(config.taskcluster);
     const clients = new Map<string, QueueApi>();
     const queueApi = (rootUrl: string) => {
-      if (!hosts.isConfiguredRoot(rootUrl)) throw new PermanentJobError(`root URL ${rootUrl.slice(0, 200)} is not a configured Taskcluster deployment (TASKCLUSTER_ROOT_URL, TC_EXTRA_SOURCES)`);
+      if (!hosts.isConfiguredRoot(rootUrl)) throw new PermanentError(`root URL ${rootUrl.slice(0, 200)} is not a configured Taskcluster deployment (TASKCLUSTER_ROOT_URL, TC_EXTRA_SOURCES)`);
       let client = clients.get(rootUrl);
       if (!client) {
         client = new QueueApi(rootUrl, config.taskcluster.requestTimeoutMs, { hosts, maxArtifactBytes: config.tcIngest.elmoJsonMaxBytes, maxArtifactBytesName: "ELMO_JSON_MAX_BYTES" });

@@ -9,7 +9,7 @@
  * a few times; what is still failing afterwards (and 429, which it does not
  * retry) is thrown as an ordinary error and BullMQ retries the job with its
  * backoff. Answers that retrying cannot change (404, 403, 410, ...) become
- * PermanentJobError.
+ * PermanentError.
  *
  * Artifact downloads follow getArtifact's 303 by hand, only to the
  * Taskcluster hosts (see taskcluster-hosts.ts), and read at most a byte cap.
@@ -18,9 +18,9 @@
  */
 import taskcluster, { type QueueClient, type TaskclusterError } from "taskcluster-client";
 import { z } from "zod";
-import { PermanentJobError } from "../errors.ts";
-import { describeFetchError, discard, guardedFetch, readCapped, showUrl } from "../guarded-fetch.ts";
-import { TaskclusterHosts } from "./taskcluster-hosts.ts";
+import { PermanentError } from "../../core/permanent-error.ts";
+import { describeFetchError, discard, guardedFetch, readCapped, showUrl } from "../../http/guarded-fetch.ts";
+import { TaskclusterHosts } from "../../http/taskcluster-hosts.ts";
 
 /** In-client retries: quick blips only; longer outages are BullMQ's backoff. */
 const CLIENT_RETRIES = 2;
@@ -160,7 +160,7 @@ export class QueueApi {
       continuationToken = answer.continuationToken;
       if (!continuationToken) return artifacts;
     }
-    throw new PermanentJobError(`${what}: the listing did not end after ${MAX_ARTIFACT_PAGES} pages`);
+    throw new PermanentError(`${what}: the listing did not end after ${MAX_ARTIFACT_PAGES} pages`);
   }
 
   /** getArtifact's URL; the client encodes `/` in names as %2F, as Taskcluster's own clients do. */
@@ -210,7 +210,7 @@ export class QueueApi {
  */
 export function classifyStatus(status: number, message: string): Error {
   const permanent = status >= 400 && status < 500 && status !== 408 && status !== 429;
-  return permanent ? new PermanentJobError(message) : new Error(message);
+  return permanent ? new PermanentError(message) : new Error(message);
 }
 
 function parseAnswer<T>(schema: z.ZodType<T>, body: unknown, what: string): T {

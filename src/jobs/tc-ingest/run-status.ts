@@ -5,7 +5,7 @@
  * hand-made jobs) fall back to the Queue API's status.
  */
 import { z } from "zod";
-import type { TcIngestJob } from "../contracts.ts";
+import type { TcIngestJob } from "../../contract/contracts.ts";
 import type { RunStatus } from "./queue-api.ts";
 
 const messageBodySchema = z.looseObject({

@@ -15,7 +15,7 @@
  * rows are inserted in sorted order so two such transactions always take
  * their locks in the same order and cannot deadlock.
  */
-import type { Database } from "../../db/prisma.ts";
+import type { Database } from "../../storage/prisma.ts";
 
 type Transaction = Parameters<Parameters<Database["$transaction"]>[0]>[0];
 

@@ -8,10 +8,10 @@
  * - still invalid: it stays, with the reason reported.
  */
 import type { Job } from "bullmq";
-import { routeMessage, type IncomingMessage } from "../bridge/route-message.ts";
-import { pulseFeeds, type Config } from "../config.ts";
-import type { DeadLetterJob } from "./contracts.ts";
-import { addJob, type Queues } from "./queues.ts";
+import { routeMessage, type IncomingMessage } from "../routing/route-message.ts";
+import { pulseFeeds, type Config } from "../core/config.ts";
+import type { DeadLetterJob } from "../contract/contracts.ts";
+import { addJob, type Queues } from "../contract/queues.ts";
 
 export interface DeadLetterOutcome {
   id: string;

@@ -4,13 +4,9 @@
  * add whose id it already holds.
  */
 import { createHash } from "node:crypto";
-import { redactText } from "../redact.ts";
+import { redactText } from "../core/redact.ts";
+import { repositoryKey } from "../core/urls.ts";
 import { DEFAULT_JOB_OPTIONS, digest, safeJobIdPart, type DeadLetterJob, type HgSyncJob, type JobRequest, type OriginalMessage, type TcIngestJob } from "./contracts.ts";
-
-/** Identity of a repository in ids and lock names: the URL without scheme or trailing slash. */
-export function repositoryKey(repoUrl: string): string {
-  return repoUrl.replace(/^[a-z]+:\/\//i, "").replace(/\/+$/, "").toLowerCase();
-}
 
 export function hgSyncJobRequest(data: HgSyncJob): JobRequest<"hg-sync"> {
   const repo = safeJobIdPart(repositoryKey(data.repoUrl));

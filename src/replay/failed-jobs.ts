@@ -7,8 +7,8 @@
  * attempt (and its JobRecord rows keep distinct attempt numbers).
  */
 import type { Job } from "bullmq";
-import type { QueueName } from "./contracts.ts";
-import type { Queues } from "./queues.ts";
+import type { QueueName } from "../contract/contracts.ts";
+import type { Queues } from "../contract/queues.ts";
 
 export type ReplayableState = "failed" | "completed";
 

@@ -1,8 +1,8 @@
 /** Which hosts the Taskcluster host policy admits, with the default configuration and TC_ARTIFACT_HOSTS. */
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config.ts";
-import { refusal } from "../../src/jobs/guarded-fetch.ts";
-import { TaskclusterHosts } from "../../src/jobs/tc-ingest/taskcluster-hosts.ts";
+import { loadConfig } from "../../src/core/config.ts";
+import { refusal } from "../../src/http/guarded-fetch.ts";
+import { TaskclusterHosts } from "../../src/http/taskcluster-hosts.ts";
 
 const FIREFOX_CI = "https://firefox-ci-tc.services.mozilla.com";
 

@@ -3,9 +3,9 @@
  * the exact job (queue, id, payload) or the exact reason.
  */
 import { describe, expect, it } from "vitest";
-import { loadConfig, pulseFeeds, type FeedKind } from "../../src/config.ts";
+import { loadConfig, pulseFeeds, type FeedKind } from "../../src/core/config.ts";
 import { createHash } from "node:crypto";
-import { IGNORE_CATEGORIES, MAX_BODY_BYTES, MAX_KEPT_BODY_BYTES, routeMessage, type IncomingMessage, type RouteDecision } from "../../src/bridge/route-message.ts";
+import { IGNORE_CATEGORIES, MAX_BODY_BYTES, MAX_KEPT_BODY_BYTES, routeMessage, type IncomingMessage, type RouteDecision } from "../../src/routing/route-message.ts";
 import { formatJson, formatText } from "../support/formats.ts";
 
 const config = loadConfig({ PULSE_URL: "amqp://bridge:secret@127.0.0.1:5672", TASKCLUSTER_ROOT_URL: "https://tc.example.com" });

@@ -4,6 +4,7 @@ import { PrismaClient } from "../generated/prisma/client.ts";
 
 export type Database = PrismaClient;
 export { Prisma } from "../generated/prisma/client.ts";
+export type { RepositoryKind } from "../generated/prisma/enums.ts";
 
 export function openDatabase(databaseUrl: string, options: { max?: number } = {}): Database {
   const adapter = new PrismaPg({ connectionString: databaseUrl, max: options.max ?? 10 });

@@ -7,10 +7,10 @@
  */
 import { createHash } from "node:crypto";
 import type { z } from "zod";
-import type { Config, PulseFeed } from "../config.ts";
-import type { AnyJobRequest, GitPushJob, JobRequest, OriginalMessage } from "../jobs/contracts.ts";
-import { deadLetterJobRequest, hgSyncJobRequest, MAX_DEAD_LETTER_BODY_BYTES, tcIngestJobRequest } from "../jobs/job-requests.ts";
-import { hasUrlCredentials } from "../redact.ts";
+import type { Config, PulseFeed } from "../core/config.ts";
+import type { AnyJobRequest, GitPushJob, JobRequest, OriginalMessage } from "../contract/contracts.ts";
+import { deadLetterJobRequest, hgSyncJobRequest, MAX_DEAD_LETTER_BODY_BYTES, tcIngestJobRequest } from "../contract/job-requests.ts";
+import { hasUrlCredentials } from "../core/redact.ts";
 import {
   changegroupData,
   githubPushBody,

@@ -8,8 +8,8 @@
  * http is accepted only on the way to and from a deployment whose root URL
  * is itself http (local stand-ins, tests); real deployments are https only.
  */
-import type { Config } from "../../config.ts";
-import { refusal, type HostPolicy } from "../guarded-fetch.ts";
+import type { Config } from "../core/config.ts";
+import { refusal, type HostPolicy } from "./guarded-fetch.ts";
 
 export class TaskclusterHosts {
   /** Configured root URLs, without trailing slash. */

@@ -12,7 +12,7 @@
  */
 import { createHash } from "node:crypto";
 import type { JobsOptions } from "bullmq";
-import type { FeedKind } from "../config.ts";
+import type { FeedKind } from "../core/config.ts";
 
 export const QUEUE_NAMES = ["hg-sync", "tc-ingest", "dead-letter"] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];

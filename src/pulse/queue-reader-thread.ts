@@ -15,7 +15,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import amqp, { type Channel, type ChannelModel, type GetMessage } from "amqplib";
-import { AMQP_SOCKET_OPTIONS } from "../amqp.ts";
+import { AMQP_SOCKET_OPTIONS } from "./amqp.ts";
 import { shallowHeaders } from "./shallow-headers.ts";
 
 export interface ReaderThreadInput {

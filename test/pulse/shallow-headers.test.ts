@@ -4,7 +4,7 @@
  * JSON, BullMQ) on a normal stack could choke on.
  */
 import { expect, it } from "vitest";
-import { DROPPED_HEADERS_NOTE, MAX_HEADER_BYTES, shallowHeaders } from "../../src/bridge/shallow-headers.ts";
+import { DROPPED_HEADERS_NOTE, MAX_HEADER_BYTES, shallowHeaders } from "../../src/pulse/shallow-headers.ts";
 
 it("keeps ordinary headers (CC routes, x-death) as they are", () => {
   const headers = {

@@ -20,7 +20,7 @@ import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
 import type { Readable, Transform } from "node:stream";
 import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
-import { PermanentJobError } from "./errors.ts";
+import { PermanentError } from "../core/permanent-error.ts";
 
 /** A host list entry: `host` (any port), `host:port`, or `*.domain` (any subdomain of domain). */
 export function hostMatches(entry: string, url: URL): boolean {
@@ -59,7 +59,7 @@ export function showUrl(url: URL): string {
 }
 
 /** A redirect or URL the policy refused: permanent, retrying cannot change it. */
-export class RefusedRedirectError extends PermanentJobError {
+export class RefusedRedirectError extends PermanentError {
   override name = "RefusedRedirectError";
 }
 
@@ -135,7 +135,7 @@ export function discard(message: IncomingMessage): void {
 /** The body as bytes, at most `maxBytes` of them after Content-Encoding is undone. */
 export async function readCapped(response: GuardedResponse, maxBytes: number, what: string, limitName: string): Promise<Buffer> {
   const { message } = response;
-  const tooLarge = () => new PermanentJobError(`${what}: larger than ${limitName} (${maxBytes} bytes) once decoded; refused`);
+  const tooLarge = () => new PermanentError(`${what}: larger than ${limitName} (${maxBytes} bytes) once decoded; refused`);
   const encoding = String(message.headers["content-encoding"] ?? "identity").trim().toLowerCase();
   const declared = Number(message.headers["content-length"] ?? NaN);
   let decoder: Transform | undefined;
@@ -144,7 +144,7 @@ export async function readCapped(response: GuardedResponse, maxBytes: number, wh
   else if (encoding === "br") decoder = createBrotliDecompress();
   else if (encoding !== "identity" && encoding !== "") {
     discard(message);
-    throw new PermanentJobError(`${what}: unsupported Content-Encoding from ${showUrl(response.url)}`);
+    throw new PermanentError(`${what}: unsupported Content-Encoding from ${showUrl(response.url)}`);
   } else if (declared > maxBytes) {
     discard(message);
     throw tooLarge();
@@ -163,7 +163,7 @@ export async function readCapped(response: GuardedResponse, maxBytes: number, wh
       chunks.push(chunk);
     }
   } catch (error) {
-    if (error instanceof PermanentJobError) throw error;
+    if (error instanceof PermanentError) throw error;
     throw new Error(`${what}: download broke off: ${describeFetchError(error)}`);
   } finally {
     if (size > maxBytes || !message.complete) {

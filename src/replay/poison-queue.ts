@@ -6,7 +6,7 @@
  * delivered PULSE_DELIVERY_LIMIT times more without an ack (typically it
  * killed our connection each time: headers amqplib could not decode), or it
  * was dropped from the head of a full queue. The queue is read by a worker
- * thread with a large stack (src/bridge/queue-reader.ts), which drops headers
+ * thread with a large stack (src/pulse/queue-reader.ts), which drops headers
  * too deep or too large to keep and notes that in a header of its own. Each
  * message is then routed with today's code (routeMessage), from the feed and
  * the exchange and routing key RabbitMQ recorded in `x-death`:
@@ -18,10 +18,10 @@
  * and is acked from the poison queue only once Redis has the job. A message
  * from no queue of this configuration stays in the poison queue.
  */
-import { readQueue, type ReadMessage } from "../bridge/queue-reader.ts";
-import { routeMessage, type IncomingMessage } from "../bridge/route-message.ts";
-import { pulseFeeds, type Config, type PulseFeed } from "../config.ts";
-import { addJob, type Queues } from "./queues.ts";
+import { readQueue, type ReadMessage } from "../pulse/queue-reader.ts";
+import { routeMessage, type IncomingMessage } from "../routing/route-message.ts";
+import { pulseFeeds, type Config, type PulseFeed } from "../core/config.ts";
+import { addJob, type Queues } from "../contract/queues.ts";
 
 export interface PoisonOutcome {
   /** The poison queue it was read from. */

@@ -20,7 +20,7 @@
  * number of times, `close()` once (idempotent; waits for a run in progress).
  */
 import type { Queue } from "bullmq";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../core/log.ts";
 
 export interface DeadLetterRetentionOptions {
   maxCount: number;
