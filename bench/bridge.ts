@@ -1,5 +1,5 @@
 /**
- * Bridge throughput (PRODUCT §10): M task-completed messages are published to
+ * Bridge throughput (README, "Figures"): M task-completed messages are published to
  * a local Pulse queue, then drained, in one run, by
  *   1. raw amqplib: consume + ack, nothing else (the ceiling),
  *   2. a naive bridge: prefetch 1, parse, await queue.add, ack, one at a time,

@@ -1,6 +1,6 @@
 /**
  * hg-sync benchmark (`npm run bench:hg-sync`), against the local services and
- * a local hg.mozilla.org stand-in (test/support/hg-server.ts):
+ * a local hg.mozilla.org stand-in (src/stand-ins/hg-server.ts):
  *
  * 1. a generated 10,000-changeset history (100 pushes of 100) synced from
  *    scratch by the real worker: clone + pushlog + storing; changesets/s.
@@ -15,7 +15,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { trackRepository } from "../src/jobs/hg-sync/tracking.ts";
 import { clonePathFor } from "../src/vcs/clone-path.ts";
-import { startHgServer } from "../test/support/hg-server.ts";
+import { startHgServer } from "../src/stand-ins/hg-server.ts";
 import { createTestEnvironment } from "../test/support/test-environment.ts";
 import { message, openQueue, startWorker } from "../test/hg-sync/harness.ts";
 

@@ -1,5 +1,5 @@
 /**
- * Pulse publish → job active latency (PRODUCT §10) at a steady rate.
+ * Pulse publish → job active latency (README, "Figures") at a steady rate.
  *
  * A real `node dist/cli.js bridge` process consumes the local broker; this
  * process publishes distinct task-completed messages at --rate msg/s for

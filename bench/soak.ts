@@ -30,7 +30,7 @@ import { ProcessGroup, ROOT } from "../chaos/processes.ts";
 import { seededRandom } from "../chaos/ledger.ts";
 import { formatJson } from "../test/support/formats.ts";
 import { declareExchanges, openPublisher, queueDepths, taskCompletedMessage } from "../test/support/pulse.ts";
-import { startQueueApiStandIn } from "../test/support/queue-api-server.ts";
+import { startQueueApiStandIn } from "../src/stand-ins/queue-api-server.ts";
 import { createTestEnvironment } from "../test/support/test-environment.ts";
 import { waitFor } from "../test/support/wait-for.ts";
 import { compareLocalesArtifacts, realisticElmoJson, standInTask } from "../test/tc-ingest/fixtures.ts";
@@ -103,7 +103,6 @@ await waitFor("the bridge to declare its queues", async () => {
 }, { timeoutMs: 60_000, intervalMs: 250 });
 
 const redis = createRedis(config.redis.url, "worker");
-redis.on("error", () => {});
 const queues = openQueues(redis, config.redis.prefix);
 const events = new QueueEvents("tc-ingest", { connection: { url: config.redis.url }, prefix: config.redis.prefix });
 events.on("error", () => {});

@@ -4,7 +4,7 @@
  * the worker's event loop. Started with IPC: it prepares JOBS + WARMUP
  * realistic runs, sends `{ rootUrl, jobs }` and serves until told "close".
  */
-import { startQueueApiStandIn } from "../test/support/queue-api-server.ts";
+import { startQueueApiStandIn } from "../src/stand-ins/queue-api-server.ts";
 import { compareLocalesArtifacts, hex40, realisticElmoJson, standInTask, tcJob } from "../test/tc-ingest/fixtures.ts";
 
 const count = Number(process.env.STAND_IN_RUNS ?? 0);

@@ -1,5 +1,5 @@
 /**
- * The faults of issue 6, each a small function on the resources of one chaos
+ * The faults of the chaos suite (docs/ARCHITECTURE.md, "Proof"), each a small function on the resources of one chaos
  * run (never on anything shared: only our broker connections and queues,
  * our private Redis, our own database's backends, our stand-in).
  */
@@ -8,7 +8,7 @@ import type { Config } from "../src/core/config.ts";
 import { pulseFeeds } from "../src/core/config.ts";
 import type { PrivateRedis } from "../test/support/private-redis.ts";
 import { closeConnections, deleteQueue, queueDepths } from "../test/support/pulse.ts";
-import type { QueueApiStandIn } from "../test/support/queue-api-server.ts";
+import type { QueueApiStandIn } from "../src/stand-ins/queue-api-server.ts";
 import { SERVICES } from "../test/support/test-environment.ts";
 import { waitFor } from "../test/support/wait-for.ts";
 import type { ProcessGroup, RoleProcess } from "./processes.ts";

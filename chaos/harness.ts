@@ -1,5 +1,5 @@
 /**
- * One chaos run (issue 6): real `node dist/cli.js` processes (bridge ×2,
+ * One chaos run: real `node dist/cli.js` processes (bridge ×2,
  * worker tc-ingest ×2, worker hg-sync ×3 when that pool exists) on the local
  * broker and Postgres, a private Redis and the Queue API stand-in, all
  * isolated like a test (own queues, exchanges, BullMQ prefix, database,
@@ -12,13 +12,12 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { pulseFeeds, type Config } from "../src/core/config.ts";
-import { POOLS } from "../src/jobs/pools.ts";
 import { closeQueues, openQueues, type Queues } from "../src/contract/queues.ts";
 import { createRedis } from "../src/core/redis.ts";
 import { startPrivateRedis, type PrivateRedis } from "../test/support/private-redis.ts";
 import { declareExchanges, openPublisher, queueDepths, type Publisher } from "../test/support/pulse.ts";
-import { startQueueApiStandIn, type QueueApiStandIn } from "../test/support/queue-api-server.ts";
-import { startHgServer, type HgServer } from "../test/support/hg-server.ts";
+import { startQueueApiStandIn, type QueueApiStandIn } from "../src/stand-ins/queue-api-server.ts";
+import { startHgServer, type HgServer } from "../src/stand-ins/hg-server.ts";
 import { createTestEnvironment, type TestEnvironment } from "../test/support/test-environment.ts";
 import { trackRepository } from "../src/jobs/hg-sync/tracking.ts";
 import { startFlakyProxy, type FlakyProxy } from "./flaky-proxy.ts";
@@ -33,7 +32,7 @@ import {
   terminateDatabaseConnections,
   type FaultRecord,
 } from "./faults.ts";
-import { buildLedger, type Ledger } from "./ledger.ts";
+import { buildLedger } from "./ledger.ts";
 import { ProcessGroup, ROOT } from "./processes.ts";
 import { verifyLedger, type Verdict } from "./verify.ts";
 
@@ -98,37 +97,33 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await mkdir(logDir, { recursive: true });
     report(`chaos ${env.id}: ${options.messages} messages at ${options.rate}/s, seed ${options.seed}; logs in ${logDir}`);
 
-    const hgSyncRunning = POOLS["hg-sync"] !== undefined;
-    let ledger: Ledger;
-    if (hgSyncRunning) {
-      // Real upstream repositories (hg serve + pushlog) behind a proxy that can fail.
-      hgServer = await startHgServer();
-      hgProxy = await startFlakyProxy(hgServer.url);
-      const names = Array.from({ length: 6 }, (_, i) => `l10n-central/chaos${i}`);
-      const pushes = options.pushesPerRepository ?? 20;
-      const heads = new Map<string, string>();
-      const setupStart = Date.now();
-      await Promise.all(
-        names.map(async (name) => {
-          await hgServer!.createRepo(name);
-          for (let pushId = 1; pushId <= pushes; pushId++) {
-            const { nodes } = await hgServer!.push(name, [{ message: `chaos push ${pushId} to ${name}`, files: { [`strings-${pushId}.ftl`]: `key-${pushId} = Value ${pushId}\n` } }]);
-            heads.set(`${hgProxy!.url}/${name}|${pushId}`, nodes.at(-1)!);
-          }
-          await trackRepository(env!.db, config.clones.allowedHosts, `${hgProxy!.url}/${name}`, { kind: "hg" });
-        }),
-      );
-      report(`upstream: ${names.length} hg repositories with ${pushes} pushes each, tracked (${Date.now() - setupStart} ms)`);
-      ledger = buildLedger(config, {
-        messages: options.messages,
-        seed: options.seed,
-        repositories: names.map((name) => `${hgProxy!.url}/${name}`),
-        pushesPerRepository: pushes,
-        headFor: (repo, pushId) => heads.get(`${repo}|${pushId}`)!,
-      });
-    } else {
-      ledger = buildLedger(config, { messages: options.messages, seed: options.seed });
-    }
+    // Real upstream repositories (hg serve + pushlog) behind a proxy that can fail.
+    const upstream = await startHgServer();
+    hgServer = upstream;
+    const proxy = await startFlakyProxy(upstream.url);
+    hgProxy = proxy;
+    const names = Array.from({ length: 6 }, (_, i) => `l10n-central/chaos${i}`);
+    const pushes = options.pushesPerRepository ?? 20;
+    const heads = new Map<string, string>();
+    const setupStart = Date.now();
+    await Promise.all(
+      names.map(async (name) => {
+        await upstream.createRepo(name);
+        for (let pushId = 1; pushId <= pushes; pushId++) {
+          const { nodes } = await upstream.push(name, [{ message: `chaos push ${pushId} to ${name}`, files: { [`strings-${pushId}.ftl`]: `key-${pushId} = Value ${pushId}\n` } }]);
+          heads.set(`${proxy.url}/${name}|${pushId}`, nodes.at(-1)!);
+        }
+        await trackRepository(env!.db, config.clones.allowedHosts, `${proxy.url}/${name}`, { kind: "hg" });
+      }),
+    );
+    report(`upstream: ${names.length} hg repositories with ${pushes} pushes each, tracked (${Date.now() - setupStart} ms)`);
+    const ledger = buildLedger(config, {
+      messages: options.messages,
+      seed: options.seed,
+      repositories: names.map((name) => `${proxy.url}/${name}`),
+      pushesPerRepository: pushes,
+      headFor: (repo, pushId) => heads.get(`${repo}|${pushId}`)!,
+    });
     for (const task of ledger.tasks) standIn.addTask(task);
     publisher = await openPublisher();
     await declareExchanges(publisher, config);
@@ -136,8 +131,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     group = new ProcessGroup({ PATH: process.env.PATH ?? "/usr/bin:/bin", ...env.env }, logDir);
     const bridges = [group.start("bridge#1", ["bridge"]), group.start("bridge#2", ["bridge"])];
     const tcWorkers = [group.start("worker-tc-ingest#1", ["worker", "tc-ingest", "--concurrency", "4"]), group.start("worker-tc-ingest#2", ["worker", "tc-ingest", "--concurrency", "4"])];
-    const hgWorkers = hgSyncRunning ? [1, 2, 3].map((n) => group!.start(`worker-hg-sync#${n}`, ["worker", "hg-sync"])) : [];
-    if (!hgSyncRunning) report("hg-sync pool not registered in src/jobs/pools.ts: running without hg-sync workers");
+    const hgWorkers = [1, 2, 3].map((n) => group!.start(`worker-hg-sync#${n}`, ["worker", "hg-sync"]));
     const feedQueues = pulseFeeds(config).map((f) => f.queue);
     await waitFor("both bridges to declare their queues", async () => {
       const depths = await queueDepths();
@@ -181,9 +175,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         name: "stand-in 500s",
         run: () =>
           inject("stand-ins answer 500s", () => {
-            hgProxy?.failFor(5_000);
+            proxy.failFor(5_000);
             // Scaled to the run, so a short run's jobs are not pushed into long retry backoffs.
-            return `${standInErrors(standIn!, Math.min(60, Math.ceil(options.messages / 5)))}${hgProxy ? `; hg stand-in answers 500 for 5 s` : ""}`;
+            return `${standInErrors(standIn!, Math.min(60, Math.ceil(options.messages / 5)))}; hg stand-in answers 500 for 5 s`;
           }),
       },
       {
@@ -191,10 +185,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         name: "stand-in timeouts",
         run: () =>
           inject("stand-ins time out", async () => {
-            if (hgProxy) hgProxy.delayMs = 4_000;
+            proxy.delayMs = 4_000;
             const detail = await standInTimeouts(standIn!, 2_500, 6_000);
-            if (hgProxy) hgProxy.delayMs = 0;
-            return `${detail}${hgProxy ? "; hg stand-in answered after 4000 ms for 6000 ms" : ""}`;
+            proxy.delayMs = 0;
+            return `${detail}; hg stand-in answered after 4000 ms for 6000 ms`;
           }),
       },
     ];
@@ -218,10 +212,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
 
     // ---- drain
     queuesRedis = createRedis(redis.url, "worker");
-    queuesRedis.on("error", () => {});
     queues = openQueues(queuesRedis, config.redis.prefix);
     const drainStart = Date.now();
-    const busyQueues: Array<"tc-ingest" | "hg-sync"> = hgSyncRunning ? ["tc-ingest", "hg-sync"] : ["tc-ingest"];
+    const busyQueues = ["tc-ingest", "hg-sync"] as const;
     // Quiet means quiet three checks in a row: a job moving between states
     // (active → delayed while another worker holds the repository's lock)
     // can slip between two reads of one check.
@@ -247,7 +240,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     ).catch((error: Error) => report(`drain: ${error.message}`));
     const drainMs = Date.now() - started - publishMs;
 
-    const verdict = await verifyLedger({ ledger, queues, databaseUrl: config.database.url, clonesDir: env.clonesDir, hgSyncRunning });
+    const verdict = await verifyLedger({ ledger, queues, databaseUrl: config.database.url, clonesDir: env.clonesDir });
     await group.stopAll();
     const stopCodes = group.processes.map((p) => ({ label: p.label, codes: p.stopCodes }));
     const crashes = group.crashes();
@@ -277,7 +270,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   }
 }
 
-/** The table of issue 6, plus what explains a failure. */
+/** The verdict table the README shows, plus what explains a failure. */
 export function formatResult(result: ChaosResult): string {
   const { verdict } = result;
   const rows: Array<[string, string]> = [
@@ -302,7 +295,6 @@ export function formatResult(result: ChaosResult): string {
   for (const lost of verdict.lost.slice(0, 20)) lines.push(`  lost #${lost.seq} (${lost.kind}): ${lost.why}`);
   for (const stuck of verdict.stuckJobs) lines.push(`  stuck: ${stuck}`);
   for (const crash of result.crashes) lines.push(`  crash: ${crash.label} exited code=${crash.code} signal=${crash.signal}`);
-  for (const note of verdict.notChecked) lines.push(`  not checked: ${note}`);
   for (const fault of result.faults) lines.push(`  fault ${fault.at.toISOString()}: ${fault.name}: ${fault.detail}`);
   return lines.join("\n");
 }

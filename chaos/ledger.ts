@@ -19,7 +19,7 @@
  */
 import { routeMessage, type RouteDecision } from "../src/routing/route-message.ts";
 import { pulseFeeds, type Config, type FeedKind, type PulseExchanges } from "../src/core/config.ts";
-import type { StandInTask } from "../test/support/queue-api-server.ts";
+import type { StandInTask } from "../src/stand-ins/queue-api-server.ts";
 import { formatJson } from "../test/support/formats.ts";
 import { taskCompletedMessage } from "../test/support/pulse.ts";
 import { compareLocalesArtifacts, realisticElmoJson, standInTask } from "../test/tc-ingest/fixtures.ts";

@@ -33,13 +33,11 @@ export interface Verdict {
   clones: { checked: number; unhealthy: string[] };
   /** Jobs that needed more than one attempt (faults at work). */
   retriedJobs: number;
-  /** What could not be checked, and why. */
-  notChecked: string[];
 }
 
-export async function verifyLedger(options: { ledger: Ledger; queues: Queues; databaseUrl: string; clonesDir: string; hgSyncRunning: boolean }): Promise<Verdict> {
+export async function verifyLedger(options: { ledger: Ledger; queues: Queues; databaseUrl: string; clonesDir: string }): Promise<Verdict> {
   const { ledger, queues } = options;
-  const verdict: Verdict = { lost: [], duplicatedRows: 0, deadLettered: 0, refusedByWorker: 0, stuck: {}, stuckJobs: [], overlappingSyncs: 0, abandonedSyncs: 0, syncRuns: 0, clones: { checked: 0, unhealthy: [] }, retriedJobs: 0, notChecked: [] };
+  const verdict: Verdict = { lost: [], duplicatedRows: 0, deadLettered: 0, refusedByWorker: 0, stuck: {}, stuckJobs: [], overlappingSyncs: 0, abandonedSyncs: 0, syncRuns: 0, clones: { checked: 0, unhealthy: [] }, retriedJobs: 0 };
   const db = new pg.Client({ connectionString: options.databaseUrl });
   await db.connect();
   try {
@@ -81,15 +79,10 @@ export async function verifyLedger(options: { ledger: Ledger; queues: Queues; da
           else lose(entry, `tc-ingest job ${entry.job.id} is ${state}, not failed with the schema's reason (${job?.failedReason ?? ""})`);
           break;
         }
-        case "hg-push": {
-          // With an hg-sync pool the effect is the repository's pushes (checked below): pokes of
-          // one repository are deduplicated into one job, so a message has no job of its own.
-          // Without one, the effect checked is the job (identity and exactly-once by id).
-          if (options.hgSyncRunning) break;
-          const job = await queues["hg-sync"].getJob(entry.job.id);
-          if (!job) lose(entry, `no hg-sync job ${entry.job.id}`);
+        case "hg-push":
+          // The effect is the repository's pushes (checked below): pokes of one
+          // repository are deduplicated into one job, so a message has no job of its own.
           break;
-        }
         case "invalid": {
           const job = await queues["dead-letter"].getJob(entry.job.id);
           if (!job) lose(entry, `no dead letter ${entry.job.id}`);
@@ -103,22 +96,20 @@ export async function verifyLedger(options: { ledger: Ledger; queues: Queues; da
     }
     for (const taskId of builds.keys()) if (!ledgerTasks.has(taskId)) verdict.duplicatedRows++;
 
-    if (options.hgSyncRunning) {
-      // Every push upstream stored exactly once, with its changeset, in every repository poked.
-      const { rows: pushes } = await db.query<{ url: string; pushes: string; distinct_ids: string; max_id: number | null; changesets: string }>(
-        `SELECT r.url, count(p.id) AS pushes, count(DISTINCT p."pushId") AS distinct_ids, max(p."pushId") AS max_id,
-                (SELECT count(*) FROM "PushChangeset" pc JOIN "Push" p2 ON p2.id = pc."pushId" WHERE p2."repositoryId" = r.id) AS changesets
-           FROM "Repository" r LEFT JOIN "Push" p ON p."repositoryId" = r.id GROUP BY r.id`,
-      );
-      for (const [repo, expected] of ledger.pushesExpected) {
-        const row = pushes.find((r) => r.url === repo);
-        const stored = Number(row?.distinct_ids ?? 0);
-        verdict.duplicatedRows += Number(row?.pushes ?? 0) - stored + Math.max(0, Number(row?.changesets ?? 0) - expected);
-        if (stored < expected || (row?.max_id ?? 0) !== expected) {
-          verdict.lost.push({ seq: -1, kind: "hg-push", why: `${repo}: ${stored} of ${expected} pushes stored (highest ${row?.max_id ?? "none"})` });
-        } else if (Number(row!.changesets) < expected) {
-          verdict.lost.push({ seq: -1, kind: "hg-push", why: `${repo}: ${row!.changesets} of ${expected} push changesets stored` });
-        }
+    // Every push upstream stored exactly once, with its changeset, in every repository poked.
+    const { rows: pushes } = await db.query<{ url: string; pushes: string; distinct_ids: string; max_id: number | null; changesets: string }>(
+      `SELECT r.url, count(p.id) AS pushes, count(DISTINCT p."pushId") AS distinct_ids, max(p."pushId") AS max_id,
+              (SELECT count(*) FROM "PushChangeset" pc JOIN "Push" p2 ON p2.id = pc."pushId" WHERE p2."repositoryId" = r.id) AS changesets
+         FROM "Repository" r LEFT JOIN "Push" p ON p."repositoryId" = r.id GROUP BY r.id`,
+    );
+    for (const [repo, expected] of ledger.pushesExpected) {
+      const row = pushes.find((r) => r.url === repo);
+      const stored = Number(row?.distinct_ids ?? 0);
+      verdict.duplicatedRows += Number(row?.pushes ?? 0) - stored + Math.max(0, Number(row?.changesets ?? 0) - expected);
+      if (stored < expected || (row?.max_id ?? 0) !== expected) {
+        verdict.lost.push({ seq: -1, kind: "hg-push", why: `${repo}: ${stored} of ${expected} pushes stored (highest ${row?.max_id ?? "none"})` });
+      } else if (Number(row!.changesets) < expected) {
+        verdict.lost.push({ seq: -1, kind: "hg-push", why: `${repo}: ${row!.changesets} of ${expected} push changesets stored` });
       }
     }
 
@@ -126,18 +117,14 @@ export async function verifyLedger(options: { ledger: Ledger; queues: Queues; da
     const distinctJobs = (queue: string) => new Set(distinctEntries(ledger).filter((e) => e.job.queue === queue).map((e) => e.job.id)).size;
     const deadLetterCount = await queues["dead-letter"].count();
     verdict.duplicatedRows += Math.max(0, deadLetterCount - distinctJobs("dead-letter"));
-    if (!options.hgSyncRunning) {
-      verdict.duplicatedRows += Math.max(0, (await queues["hg-sync"].count()) - distinctJobs("hg-sync"));
-      verdict.notChecked.push("hg pushes: no hg-sync pool is registered (src/jobs/pools.ts), so each push was checked as its hg-sync job (present exactly once), not as Push rows");
-    }
 
-    for (const queue of (options.hgSyncRunning ? ["tc-ingest", "hg-sync"] : ["tc-ingest"]) as Array<"tc-ingest" | "hg-sync">) {
+    for (const queue of ["tc-ingest", "hg-sync"] as const) {
       // The reconcile scheduler always keeps its next run delayed: not stuck.
       const jobs = (await queues[queue].getJobs(["active", "waiting", "prioritized", "waiting-children", "delayed"], 0, -1)).filter((job) => job && !String(job.id).startsWith("repeat:"));
       if (jobs.length) verdict.stuck[queue] = jobs.length;
       for (const job of jobs.slice(0, 10)) verdict.stuckJobs.push(`${queue} ${job.id} (${await job.getState()}, attempts ${job.attemptsMade}, ${job.failedReason ?? "no failure"})`);
     }
-    const finished = [...(await queues["tc-ingest"].getJobs(["completed", "failed"], 0, -1)), ...(options.hgSyncRunning ? await queues["hg-sync"].getJobs(["completed", "failed"], 0, -1) : [])];
+    const finished = [...(await queues["tc-ingest"].getJobs(["completed", "failed"], 0, -1)), ...(await queues["hg-sync"].getJobs(["completed", "failed"], 0, -1))];
     verdict.retriedJobs = finished.filter((job) => (job?.attemptsMade ?? 0) > 1).length;
 
     // A SyncRun without an end belongs to a SIGKILLed worker: its real end is

@@ -1,7 +1,16 @@
 #!/usr/bin/env node
 /**
- * `pulse-bridge`: one executable, one command per role (PRODUCT §2).
+ * `pulse-bridge`: one executable, one command per role (README, "Commands").
  * Failures end with exit code 1 and a one-line reason on stderr.
+ *
+ * Load on demand: this file and src/cli/*.ts hold only the command table
+ * (names, descriptions, options, argument parsers), which imports commander
+ * and nothing heavy. Each action imports its role's modules (and the config
+ * module) with `await import()` when it runs, so `--help` stays fast and a
+ * process carries only its own libraries: the bridge never loads Prisma, pg,
+ * express, Bull Board or taskcluster-client
+ * (test/architecture/bridge-footprint.test.ts). Keep it so: a static import
+ * of a role module here or in src/cli/ brings it into every command.
  */
 import { Command, CommanderError } from "commander";
 import { createCliContext } from "./cli/context.ts";
@@ -10,6 +19,7 @@ import { registerMigrate } from "./cli/migrate.ts";
 import { registerWorker } from "./cli/worker.ts";
 import { registerTrack } from "./cli/track.ts";
 import { registerDashboard } from "./cli/dashboard.ts";
+import { registerWebhook } from "./cli/webhook.ts";
 import { registerReplay } from "./cli/replay.ts";
 import { registerStart } from "./cli/start.ts";
 import { registerDemo } from "./cli/demo.ts";
@@ -24,6 +34,7 @@ export function buildProgram(context = createCliContext()): Command {
   registerWorker(program, context);
   registerTrack(program, context);
   registerDashboard(program, context);
+  registerWebhook(program, context);
   registerReplay(program, context);
   registerStart(program, context);
   registerDemo(program);

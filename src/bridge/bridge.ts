@@ -1,5 +1,5 @@
 /**
- * The bridge (PRODUCT §4-5): consumes our Pulse queues and turns each message
+ * The bridge (docs/ARCHITECTURE.md, "One message"): consumes our Pulse queues and turns each message
  * into a BullMQ job, acking only once Redis has it.
  *
  * One message's path: FeedConsumer receives it → routeMessage decides

@@ -1,5 +1,5 @@
 /**
- * What each of our Pulse queues is bound to (PRODUCT §4-5). hgpushes and
+ * What each of our Pulse queues is bound to (docs/ARCHITECTURE.md, "One message"). hgpushes and
  * github routing keys are repository paths containing `/` (one topic word),
  * so they are bound with `#` and filtered in code. Task messages are bound on
  * the custom route but arrive with their primary routing key (routes travel

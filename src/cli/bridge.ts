@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { startBridge } from "../bridge/bridge.ts";
 import type { CliContext } from "./context.ts";
 import { runRole } from "./role.ts";
 
@@ -8,7 +7,8 @@ export function registerBridge(program: Command, context: CliContext): void {
     .command("bridge")
     .description("consume the Pulse queues and turn each message into a BullMQ job (acked once Redis has it)")
     .action(async () => {
-      await runRole(context.config(), "bridge", async ({ config, log, lifecycle }) => {
+      await runRole(await context.config(), "bridge", async ({ config, log, lifecycle }) => {
+        const { startBridge } = await import("../bridge/bridge.ts");
         await startBridge({ config, log, lifecycle });
       });
     });

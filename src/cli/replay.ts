@@ -1,22 +1,13 @@
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { QUEUE_NAMES, type QueueName } from "../contract/contracts.ts";
-import { closeQueues, openQueues } from "../contract/queues.ts";
-import { replayDeadLetters } from "../replay/dead-letters.ts";
-import { replayFinishedJobs, type ReplayableState } from "../replay/failed-jobs.ts";
-import { replayPoison } from "../replay/poison-queue.ts";
-import { createRedis } from "../core/redis.ts";
+import type { ReplayableState } from "../replay/failed-jobs.ts";
+import { positiveInteger } from "./argument-parsers.ts";
 import type { CliContext } from "./context.ts";
 
 function isoDate(value: string): Date {
   const date = new Date(value);
   if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(date.getTime())) throw new InvalidArgumentError("must be an ISO date or time, e.g. 2026-11-23 or 2026-11-23T10:00:00Z");
   return date;
-}
-
-function positiveInteger(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("must be a whole number of at least 1");
-  return n;
 }
 
 interface ReplayOptions {
@@ -51,11 +42,13 @@ export function registerReplay(program: Command, context: CliContext): void {
     .action(async (options: ReplayOptions) => {
       if ([options.deadLetter, options.queue, options.poison].filter(Boolean).length !== 1) throw new Error("give one of --queue <queue>, --dead-letter or --poison");
       if (options.id && !options.deadLetter) throw new Error("--id goes with --dead-letter");
-      const config = context.config();
+      const config = await context.config();
+      const [{ createRedis }, { closeQueues, openQueues }] = await Promise.all([import("../core/redis.ts"), import("../contract/queues.ts")]);
       const redis = createRedis(config.redis.url, "worker");
       const queues = openQueues(redis, config.redis.prefix);
       try {
         if (options.poison) {
+          const { replayPoison } = await import("../replay/poison-queue.ts");
           const summary = await replayPoison(config, queues, { dryRun: Boolean(options.dryRun) });
           if (options.json) return void console.log(JSON.stringify(summary, null, 2));
           for (const o of summary.outcomes) {
@@ -74,6 +67,7 @@ export function registerReplay(program: Command, context: CliContext): void {
           return;
         }
         if (options.deadLetter) {
+          const { replayDeadLetters } = await import("../replay/dead-letters.ts");
           const summary = await replayDeadLetters(config, queues, { ...(options.id ? { id: options.id } : {}), ...(options.limit ? { limit: options.limit } : {}), dryRun: Boolean(options.dryRun) });
           if (options.json) return void console.log(JSON.stringify(summary, null, 2));
           const verb = summary.dryRun ? "would be " : "";
@@ -83,6 +77,7 @@ export function registerReplay(program: Command, context: CliContext): void {
           );
           return;
         }
+        const { replayFinishedJobs } = await import("../replay/failed-jobs.ts");
         const summary = await replayFinishedJobs(queues, {
           queue: options.queue!,
           state: options.state,

@@ -1,10 +1,13 @@
 /**
  * Runs a long-lived role (bridge, worker, dashboard, start): logger, ordered
  * shutdown on SIGTERM/SIGINT, and a promise that resolves once shut down.
+ * Commands import their role's modules inside `start` (src/cli.ts says why):
+ * it runs once the signal handlers are in place, and a failed import is
+ * logged like any other failure to start.
  */
 import type { Config } from "../core/config.ts";
 import { Lifecycle } from "../core/lifecycle.ts";
-import { createLogger, type Logger } from "../core/log.ts";
+import type { Logger } from "../core/log.ts";
 
 export interface RoleContext {
   config: Config;
@@ -13,6 +16,7 @@ export interface RoleContext {
 }
 
 export async function runRole(config: Config, role: string, start: (context: RoleContext) => Promise<void>): Promise<void> {
+  const { createLogger } = await import("../core/log.ts");
   const log = createLogger(config.logLevel, role);
   const lifecycle = new Lifecycle(log);
   lifecycle.handleSignals();

@@ -5,9 +5,13 @@
  * be tracked.
  */
 import { InvalidArgumentError, type Command } from "commander";
-import { openDatabase } from "../storage/prisma.ts";
-import { trackForest, trackRepository } from "../jobs/hg-sync/tracking.ts";
 import type { CliContext } from "./context.ts";
+
+/** Prisma and the URL policy, loaded when a track command runs. */
+async function loadTracking() {
+  const [{ openDatabase }, tracking] = await Promise.all([import("../storage/prisma.ts"), import("../jobs/hg-sync/tracking.ts")]);
+  return { openDatabase, ...tracking };
+}
 
 function print(json: boolean, value: object, text: string): void {
   console.log(json ? JSON.stringify(value) : text);
@@ -23,7 +27,8 @@ export function registerTrack(program: Command, context: CliContext): void {
     .argument("<url>", "base URL, e.g. https://hg.mozilla.org/l10n-central")
     .option("--json", "print the result as JSON")
     .action(async (name: string, url: string, options: { json?: boolean }) => {
-      const config = context.config();
+      const config = await context.config();
+      const { openDatabase, trackForest } = await loadTracking();
       const db = openDatabase(config.database.url, { max: 1 });
       try {
         const forest = await trackForest(db, config.clones.allowedHosts, name, url);
@@ -45,7 +50,8 @@ export function registerTrack(program: Command, context: CliContext): void {
     .option("--locale <code>", "locale of the repository")
     .option("--json", "print the result as JSON")
     .action(async (url: string, options: { kind?: "hg" | "git"; forest?: string; locale?: string; json?: boolean }) => {
-      const config = context.config();
+      const config = await context.config();
+      const { openDatabase, trackRepository } = await loadTracking();
       const db = openDatabase(config.database.url, { max: 1 });
       try {
         const repo = await trackRepository(db, config.clones.allowedHosts, url, options);

@@ -1,28 +1,22 @@
-import { InvalidArgumentError, type Command } from "commander";
-import { startPool } from "../jobs/start-pool.ts";
-import { POOLS } from "../jobs/pools.ts";
-import type { QueueName } from "../contract/contracts.ts";
+import type { Command } from "commander";
+import { POOL_NAMES, POOLS, type PoolName } from "../jobs/pools.ts";
+import { positiveInteger } from "./argument-parsers.ts";
 import type { CliContext } from "./context.ts";
 import { runRole } from "./role.ts";
-
-function positiveInteger(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("must be a whole number of at least 1");
-  return n;
-}
 
 export function registerWorker(program: Command, context: CliContext): void {
   program
     .command("worker")
     .description("run one worker pool")
-    .argument("<pool>", `the pool: ${Object.keys(POOLS).join(" or ") || "(none yet)"}`)
+    .argument("<pool>", `the pool: ${POOL_NAMES.join(" or ")}`)
     .option("--concurrency <n>", "jobs carried out at once by this process", positiveInteger)
     .action(async (pool: string, options: { concurrency?: number }) => {
-      const load = POOLS[pool as QueueName];
-      if (!load) throw new Error(`unknown pool "${pool}" (known: ${Object.keys(POOLS).join(", ")})`);
+      const load = POOLS[pool as PoolName];
+      if (!load) throw new Error(`unknown pool "${pool}" (known: ${POOL_NAMES.join(", ")})`);
       const definition = await load();
-      await runRole(context.config(), `worker ${pool}`, async ({ config, log, lifecycle }) => {
-        await startPool(definition as never, { config, log, lifecycle, concurrency: options.concurrency });
+      await runRole(await context.config(), `worker ${pool}`, async ({ config, log, lifecycle }) => {
+        const { startPool } = await import("../jobs/start-pool.ts");
+        await startPool(definition, { config, log, lifecycle, concurrency: options.concurrency });
       });
     });
 }

@@ -19,7 +19,7 @@ export type QueueName = (typeof QUEUE_NAMES)[number];
 
 /** The AMQP delivery a job came from. */
 export interface OriginalMessage {
-  /** The connection it came in on: "pulse" (PULSE_URL) or a TC_EXTRA_SOURCES name. */
+  /** The connection it came in on: "pulse" (PULSE_URL), a TC_EXTRA_SOURCES name, or "github-webhook" (our receiver, push-source.ts). */
   connection: string;
   /** The feed (our Pulse queue) it came from. */
   feed: FeedKind;
@@ -88,6 +88,14 @@ export interface TcIngestJob {
   /** The run's state as announced: completed, failed or exception. */
   state: string;
   taskGroupId: string;
+  /**
+   * When the run resolved (ISO 8601), as the message announced it
+   * (`status.runs[runId].resolved`); null when it did not, so the worker asks
+   * the Queue API. Absent from jobs queued by versions before 2026-12: the
+   * worker then reads it from `message`, which otherwise serves inspection
+   * and replay only.
+   */
+  resolved?: string | null;
   message: OriginalMessage;
 }
 

@@ -94,7 +94,7 @@ export function deadLetterJobRequest(input: DeadLetterInput): JobRequest<"dead-l
 }
 
 /** The longest prefix of at most `max` bytes that ends on a UTF-8 character boundary, as text. */
-export function utf8Prefix(raw: Buffer, max: number): string {
+function utf8Prefix(raw: Buffer, max: number): string {
   let end = Math.min(max, raw.length);
   // Step back over continuation bytes (10xxxxxx) to the start of the cut character.
   if (end < raw.length) while (end > max - 3 && (raw[end]! & 0xc0) === 0x80) end--;

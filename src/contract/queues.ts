@@ -1,4 +1,4 @@
-/** The BullMQ queues of PRODUCT §5, opened with one shared connection. */
+/** The BullMQ queues of the contract (hg-sync, tc-ingest, dead-letter), opened with one shared connection. */
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { DEFAULT_JOB_OPTIONS, QUEUE_NAMES, type AnyJobRequest, type JobPayloads, type QueueName } from "./contracts.ts";

@@ -1,5 +1,5 @@
 /**
- * The one place that reads the environment (PRODUCT §3).
+ * The one place that reads the environment (README, "Configuration").
  *
  * `loadConfig()` validates every variable at start, applies the defaults, and
  * throws a `ConfigError` that names the offending variable. Secrets (the
@@ -7,9 +7,10 @@
  * message: use `redactUrl()` whenever a URL is logged.
  */
 import { z } from "zod";
+import { trimTrailingSlashes } from "./urls.ts";
 
-export const SECOND = 1000;
-export const MINUTE = 60 * SECOND;
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -87,6 +88,17 @@ export interface Config {
     user: string | undefined;
     password: string | undefined;
   };
+  /** The GitHub webhook receiver (`pulse-bridge webhook`; `start` runs it when the secret is set). */
+  webhook: {
+    port: number;
+    host: string;
+    /** GITHUB_WEBHOOK_SECRET: the HMAC key of X-Hub-Signature-256 (never log it). */
+    secret: string | undefined;
+    /** Requests with a larger body are refused (413) before their signature is checked. */
+    maxBodyBytes: number;
+  };
+  /** The GitHub whose pushes we follow (Pulse and webhook): repository URLs are `<url>/<owner>/<repo>`. */
+  github: { url: string };
   hgSync: {
     concurrency: number;
     reconcileIntervalMs: number;
@@ -114,7 +126,7 @@ export interface PulseExchanges {
   taskFailed: string;
 }
 
-/** The exchanges of PRODUCT §4–5, as Pulse names them. */
+/** The exchanges we bind, as Pulse names them (test/fixtures/formats has their messages). */
 export const PULSE_EXCHANGES: PulseExchanges = {
   hgpushes: "exchange/hgpushes/v2",
   githubWebhooks: "exchange/github-webhooks/v1",
@@ -124,17 +136,6 @@ export const PULSE_EXCHANGES: PulseExchanges = {
 };
 
 type Env = Record<string, string | undefined>;
-
-const DEFAULT_PULSE_URL = "amqp://guest:guest@127.0.0.1:5672";
-
-/**
- * Where the Queue API's getArtifact sends downloads: Firefox-CI's public
- * artifact CDN (firefoxci.taskcluster-artifacts.net; the other Mozilla
- * deployments' CDNs share the domain) and Google Cloud Storage, which the
- * GCP-hosted deployments answer for private artifacts, object-service
- * downloads and requests from the bucket's own region.
- */
-const DEFAULT_TC_ARTIFACT_HOSTS = "*.taskcluster-artifacts.net,storage.googleapis.com";
 
 /** Replaces the password of a URL (if any) with `***`. Tolerates unparseable input. */
 export function redactUrl(url: string): string {
@@ -150,17 +151,6 @@ export function redactUrl(url: string): string {
 function read(env: Env, name: string): string | undefined {
   const value = env[name];
   return value === undefined || value.trim() === "" ? undefined : value.trim();
-}
-
-function parse<T>(env: Env, name: string, schema: z.ZodType<T>, fallback: string | undefined, secret = false): T {
-  const raw = read(env, name) ?? fallback;
-  const result = schema.safeParse(raw);
-  if (!result.success) {
-    const shown = raw === undefined ? "unset" : secret ? "a value that is not valid" : JSON.stringify(raw);
-    const problem = result.error.issues[0]?.message ?? "invalid";
-    throw new ConfigError(name, `${problem} (got ${shown})`);
-  }
-  return result.data;
 }
 
 const integer = (min: number, max: number) =>
@@ -205,6 +195,173 @@ const extraSourcesSchema = z.array(
   }),
 );
 
+const hostList = (entry: RegExp, message: string) =>
+  z
+    .string()
+    .transform((v) => v.split(",").map((h) => h.trim().toLowerCase()).filter(Boolean))
+    .pipe(z.array(z.string().regex(entry, message)));
+
+/** One environment variable: how it is checked, what it is when unset, what it means (the README's table says the same). */
+interface Variable<S extends z.ZodType> {
+  schema: S;
+  /** The value taken when the variable is unset or blank; none when it has no default (or one loadConfig derives). */
+  default?: string;
+  /** How the README shows the default when it is not a value of its own ("from PULSE_URL", "unset"). */
+  shownDefault?: string;
+  meaning: string;
+  /** Never show the value in an error. */
+  secret?: boolean;
+}
+
+const variable = <S extends z.ZodType>(declared: Variable<S>): Variable<S> => declared;
+
+/** Every variable loadConfig reads, in the README's order: the only place a name, default or meaning is written. */
+const VARIABLES = {
+  PULSE_URL: variable({ schema: url(["amqp:", "amqps:"]), default: "amqp://guest:guest@127.0.0.1:5672", secret: true, meaning: "broker URL; real Pulse is amqps://pulse.mozilla.org:5671" }),
+  PULSE_USER: variable({
+    schema: z.string({ error: "is required (or put the user in PULSE_URL)" }).regex(/^[A-Za-z0-9_.-]+$/, "may only contain letters, digits, '.', '_' and '-'"),
+    shownDefault: "from PULSE_URL",
+    meaning: "Pulse user; also names the queues",
+  }),
+  PULSE_PASSWORD: variable({ schema: z.string(), shownDefault: "from PULSE_URL", secret: true, meaning: "Pulse password (secret)" }),
+  PULSE_QUEUE: variable({
+    schema: queueWord,
+    default: "pulse-bridge",
+    meaning: "queues are queue/<PULSE_USER>/<PULSE_QUEUE>/v2/<feed>, poison queue queue/<PULSE_USER>/<PULSE_QUEUE>/poison",
+  }),
+  PULSE_PREFETCH: variable({ schema: integer(1, 500), default: "200", meaning: "unacked messages in flight per consumer (1-500)" }),
+  PULSE_MAX_LENGTH: variable({ schema: integer(1, 10_000_000), default: "100000", meaning: "x-max-length of our queues (Pulse requires bounded queues)" }),
+  PULSE_DELIVERY_LIMIT: variable({
+    schema: integer(1, 1000),
+    default: "10",
+    meaning: "redeliveries without an ack before a message goes to the poison queue (x-delivery-limit, 1-1000)",
+  }),
+  PULSE_POISON_MAX_LENGTH: variable({ schema: integer(1, 1_000_000), default: "10000", meaning: "x-max-length of the poison queue" }),
+  PULSE_HEARTBEAT: variable({ schema: integer(0, 600), default: "30", meaning: "AMQP heartbeat, seconds" }),
+  PULSE_DECLARE_EXCHANGES: variable({ schema: booleanFlag, default: "false", meaning: "development only: declare exchanges instead of checking them" }),
+  PULSE_EXCHANGE_PREFIX: variable({
+    schema: z.string().regex(/^[A-Za-z0-9_./-]*$/, "may only contain letters, digits and . _ / -"),
+    default: "",
+    shownDefault: "(none)",
+    meaning: "prefix for exchange names (local brokers, staging, tests)",
+  }),
+  RABBITMQ_MANAGEMENT_URL: variable({
+    schema: url(["http:", "https:"]).optional(),
+    shownDefault: "unset",
+    secret: true,
+    meaning: "RabbitMQ management API (http://user:pass@host:15672), for unacked counts in /metrics",
+  }),
+  TC_ROUTE: variable({
+    schema: z.string().regex(/^[A-Za-z0-9_.*#-]+$/, "must be a routing-key pattern"),
+    default: "project.l10n.elmo.v1",
+    meaning: "custom route bound on task-completed and task-failed",
+  }),
+  TASKCLUSTER_ROOT_URL: variable({ schema: url(["http:", "https:"]), default: "https://firefox-ci-tc.services.mozilla.com", meaning: "Queue API of the deployment on PULSE_URL" }),
+  TC_EXTRA_SOURCES: variable({
+    schema: z
+      .string()
+      .transform((text, ctx) => {
+        try {
+          return JSON.parse(text) as unknown;
+        } catch {
+          ctx.addIssue({ code: "custom", message: "must be a JSON array" });
+          return z.NEVER;
+        }
+      })
+      .pipe(extraSourcesSchema),
+    default: "[]",
+    secret: true,
+    meaning: "JSON list of further deployments: [{name, pulseUrl, rootUrl}]",
+  }),
+  TC_REQUEST_TIMEOUT: variable({ schema: duration, default: "30s", meaning: "timeout of one Queue API request" }),
+  // Where the Queue API's getArtifact sends downloads: Firefox-CI's public
+  // artifact CDN (firefoxci.taskcluster-artifacts.net; the other Mozilla
+  // deployments' CDNs share the domain) and Google Cloud Storage, which the
+  // GCP-hosted deployments answer for private artifacts, object-service
+  // downloads and requests from the bucket's own region.
+  TC_ARTIFACT_HOSTS: variable({
+    schema: hostList(/^(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*(:\d+)?$/, "must be a comma-separated list of host names (host, host:port or *.domain)"),
+    default: "*.taskcluster-artifacts.net,storage.googleapis.com",
+    meaning: "hosts artifact downloads may be redirected to, besides the root URLs' hosts (host, host:port, *.domain)",
+  }),
+  REDIS_URL: variable({ schema: url(["redis:", "rediss:"]), default: "redis://127.0.0.1:6379", secret: true, meaning: "BullMQ's Redis" }),
+  BULLMQ_PREFIX: variable({ schema: queueWord, default: "bull", meaning: "BullMQ key prefix in Redis" }),
+  DATABASE_URL: variable({
+    schema: url(["postgresql:", "postgres:"]),
+    default: "postgresql://postgres@127.0.0.1:5432/pulse_bridge",
+    secret: true,
+    meaning: "PostgreSQL, through Prisma",
+  }),
+  CLONES_DIR: variable({ schema: z.string(), default: "./data/clones", meaning: "shared clone storage" }),
+  ALLOWED_HOSTS: variable({
+    schema: hostList(/^[a-z0-9.-]+(:\d+)?$/, "must be a comma-separated list of host names").pipe(z.array(z.string()).min(1, "must name at least one host")),
+    default: "hg.mozilla.org,github.com",
+    meaning: "hosts we clone from",
+  }),
+  HG_SYNC_CONCURRENCY: variable({ schema: integer(1, 64), default: "2", meaning: "default --concurrency of worker hg-sync" }),
+  RECONCILE_INTERVAL: variable({ schema: duration, default: "10m", meaning: "how often every tracked repository is poked" }),
+  SYNC_LOCK_TTL: variable({ schema: duration, default: "60s", meaning: "expiry of a repository's sync lock (renewed while held)" }),
+  TC_INGEST_CONCURRENCY: variable({ schema: integer(1, 256), default: "8", meaning: "default --concurrency of worker tc-ingest" }),
+  ELMO_JSON_MAX_BYTES: variable({
+    schema: integer(1024, 64 * 1024 * 1024),
+    default: String(4 * 1024 * 1024),
+    meaning: "elmo.json larger than this once decoded (4 MiB) fails its job",
+  }),
+  ELMO_JSON_MAX_COMPARISONS: variable({ schema: integer(1, 100_000), default: "5000", meaning: "elmo.json with more comparisons fails its job" }),
+  DASHBOARD_PORT: variable({ schema: integer(0, 65535), default: "3000", meaning: "dashboard HTTP port" }),
+  DASHBOARD_HOST: variable({ schema: z.string(), default: "127.0.0.1", meaning: "dashboard bind address" }),
+  DASHBOARD_USER: variable({ schema: z.string().optional(), shownDefault: "unset", meaning: "with DASHBOARD_PASSWORD: enables write actions in Bull Board" }),
+  DASHBOARD_PASSWORD: variable({ schema: z.string().optional(), shownDefault: "unset", secret: true, meaning: "see DASHBOARD_USER (secret)" }),
+  WEBHOOK_PORT: variable({ schema: integer(0, 65535), default: "3001", meaning: "GitHub webhook receiver HTTP port (`webhook` role)" }),
+  WEBHOOK_HOST: variable({ schema: z.string(), default: "127.0.0.1", meaning: "webhook receiver bind address (GitHub must reach it, e.g. through a TLS reverse proxy)" }),
+  GITHUB_WEBHOOK_SECRET: variable({
+    schema: z.string().min(16, "must be at least 16 characters (use a random secret)").optional(),
+    shownDefault: "unset",
+    secret: true,
+    meaning: "secret of the GitHub webhook, checks X-Hub-Signature-256 (secret); `start` runs the receiver only when it is set",
+  }),
+  WEBHOOK_MAX_BYTES: variable({
+    schema: integer(64 * 1024, 25 * 1024 * 1024),
+    default: String(4 * 1024 * 1024),
+    meaning: "webhook requests with a larger body (4 MiB) are refused with 413",
+  }),
+  GITHUB_URL: variable({ schema: url(["http:", "https:"]), default: "https://github.com", meaning: "the GitHub whose pushes we follow (Pulse and webhook): a push names <GITHUB_URL>/<owner>/<repo>" }),
+  DEAD_LETTER_MAX_COUNT: variable({ schema: integer(1, 10_000_000), default: "10000", meaning: "dead letters kept; the bridge removes the oldest beyond this" }),
+  DEAD_LETTER_MAX_AGE: variable({
+    schema: duration.pipe(z.number().min(SECOND, "must be at least 1s")),
+    default: "30d",
+    meaning: "dead letters older than this are removed by the bridge",
+  }),
+  LOG_LEVEL: variable({
+    schema: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], { error: "must be one of fatal, error, warn, info, debug, trace, silent" }),
+    default: "info",
+    meaning: "pino log level",
+  }),
+};
+
+type Variables = typeof VARIABLES;
+
+/**
+ * Every variable `loadConfig` reads, with its default (as the README shows
+ * it) and meaning. A test checks the README's configuration table against it.
+ */
+export const CONFIG_VARIABLES: ReadonlyArray<{ name: string; default: string; meaning: string }> = Object.entries(VARIABLES).map(
+  ([name, declared]: [string, Variable<z.ZodType>]) => ({ name, default: declared.shownDefault ?? declared.default ?? "unset", meaning: declared.meaning }),
+);
+
+/** The variable's value, checked by its schema; `derivedDefault` (e.g. the user in PULSE_URL) comes before the declared default. */
+function get<N extends keyof Variables>(env: Env, name: N, derivedDefault?: string): z.output<Variables[N]["schema"]> {
+  const declared: Variable<z.ZodType> = VARIABLES[name];
+  const raw = read(env, name) ?? derivedDefault ?? declared.default;
+  const result = declared.schema.safeParse(raw);
+  if (!result.success) {
+    const shown = raw === undefined ? "unset" : declared.secret ? "a value that is not valid" : JSON.stringify(raw);
+    const problem = result.error.issues[0]?.message ?? "invalid";
+    throw new ConfigError(name, `${problem} (got ${shown})`);
+  }
+  return result.data as z.output<Variables[N]["schema"]>;
+}
+
 // A prefix lets a staging setup (or each test file) publish on its own copy
 // of the exchanges of a shared local broker without seeing anyone else's.
 function prefixedExchanges(prefix: string): PulseExchanges {
@@ -219,44 +376,17 @@ function withCredentials(brokerUrl: string, user: string, password: string): str
 }
 
 export function loadConfig(env: Env = process.env): Config {
-  const logLevel = parse(
-    env,
-    "LOG_LEVEL",
-    z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], { error: "must be one of fatal, error, warn, info, debug, trace, silent" }),
-    "info",
-  );
+  const logLevel = get(env, "LOG_LEVEL");
 
-  const brokerUrl = parse(env, "PULSE_URL", url(["amqp:", "amqps:"]), DEFAULT_PULSE_URL, true);
+  const brokerUrl = get(env, "PULSE_URL");
   const fromUrl = new URL(brokerUrl);
-  const user = parse(
-    env,
-    "PULSE_USER",
-    z.string({ error: "is required (or put the user in PULSE_URL)" }).regex(/^[A-Za-z0-9_.-]+$/, "may only contain letters, digits, '.', '_' and '-'"),
-    decodeURIComponent(fromUrl.username) || undefined,
-  );
-  const password = parse(env, "PULSE_PASSWORD", z.string(), decodeURIComponent(fromUrl.password), true);
-  const queueName = parse(env, "PULSE_QUEUE", queueWord, "pulse-bridge");
+  const user = get(env, "PULSE_USER", decodeURIComponent(fromUrl.username) || undefined);
+  const password = get(env, "PULSE_PASSWORD", decodeURIComponent(fromUrl.password));
+  const queueName = get(env, "PULSE_QUEUE");
+  const extraSources = get(env, "TC_EXTRA_SOURCES");
 
-  const extraSources = parse(
-    env,
-    "TC_EXTRA_SOURCES",
-    z
-      .string()
-      .transform((text, ctx) => {
-        try {
-          return JSON.parse(text) as unknown;
-        } catch {
-          ctx.addIssue({ code: "custom", message: "must be a JSON array" });
-          return z.NEVER;
-        }
-      })
-      .pipe(extraSourcesSchema),
-    "[]",
-    true,
-  );
-
-  const dashboardUser = read(env, "DASHBOARD_USER");
-  const dashboardPassword = read(env, "DASHBOARD_PASSWORD");
+  const dashboardUser = get(env, "DASHBOARD_USER");
+  const dashboardPassword = get(env, "DASHBOARD_PASSWORD");
   if ((dashboardUser === undefined) !== (dashboardPassword === undefined)) {
     throw new ConfigError(dashboardUser === undefined ? "DASHBOARD_USER" : "DASHBOARD_PASSWORD", "must be set together with the other dashboard credential");
   }
@@ -268,68 +398,59 @@ export function loadConfig(env: Env = process.env): Config {
       user,
       password,
       queuePrefix: `queue/${user}/${queueName}`,
-      prefetch: parse(env, "PULSE_PREFETCH", integer(1, 500), "200"),
-      maxLength: parse(env, "PULSE_MAX_LENGTH", integer(1, 10_000_000), "100000"),
-      deliveryLimit: parse(env, "PULSE_DELIVERY_LIMIT", integer(1, 1000), "10"),
-      poisonMaxLength: parse(env, "PULSE_POISON_MAX_LENGTH", integer(1, 1_000_000), "10000"),
-      tcRoute: parse(env, "TC_ROUTE", z.string().regex(/^[A-Za-z0-9_.*#-]+$/, "must be a routing-key pattern"), "project.l10n.elmo.v1"),
-      declareExchanges: parse(env, "PULSE_DECLARE_EXCHANGES", booleanFlag, "false"),
-      heartbeatSeconds: parse(env, "PULSE_HEARTBEAT", integer(0, 600), "30"),
-      exchanges: prefixedExchanges(parse(env, "PULSE_EXCHANGE_PREFIX", z.string().regex(/^[A-Za-z0-9_./-]*$/, "may only contain letters, digits and . _ / -"), "")),
-      managementUrl: parse(env, "RABBITMQ_MANAGEMENT_URL", url(["http:", "https:"]).optional(), undefined, true),
+      prefetch: get(env, "PULSE_PREFETCH"),
+      maxLength: get(env, "PULSE_MAX_LENGTH"),
+      deliveryLimit: get(env, "PULSE_DELIVERY_LIMIT"),
+      poisonMaxLength: get(env, "PULSE_POISON_MAX_LENGTH"),
+      tcRoute: get(env, "TC_ROUTE"),
+      declareExchanges: get(env, "PULSE_DECLARE_EXCHANGES"),
+      heartbeatSeconds: get(env, "PULSE_HEARTBEAT"),
+      exchanges: prefixedExchanges(get(env, "PULSE_EXCHANGE_PREFIX")),
+      managementUrl: get(env, "RABBITMQ_MANAGEMENT_URL"),
     },
     taskcluster: {
-      rootUrl: parse(env, "TASKCLUSTER_ROOT_URL", url(["http:", "https:"]), "https://firefox-ci-tc.services.mozilla.com").replace(/\/+$/, ""),
-      extraSources: extraSources.map((s) => ({ ...s, rootUrl: s.rootUrl.replace(/\/+$/, "") })),
-      requestTimeoutMs: parse(env, "TC_REQUEST_TIMEOUT", duration, "30s"),
-      artifactHosts: parse(
-        env,
-        "TC_ARTIFACT_HOSTS",
-        z
-          .string()
-          .transform((v) => v.split(",").map((h) => h.trim().toLowerCase()).filter(Boolean))
-          .pipe(z.array(z.string().regex(/^(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*(:\d+)?$/, "must be a comma-separated list of host names (host, host:port or *.domain)"))),
-        DEFAULT_TC_ARTIFACT_HOSTS,
-      ),
+      rootUrl: trimTrailingSlashes(get(env, "TASKCLUSTER_ROOT_URL")),
+      extraSources: extraSources.map((s) => ({ ...s, rootUrl: trimTrailingSlashes(s.rootUrl) })),
+      requestTimeoutMs: get(env, "TC_REQUEST_TIMEOUT"),
+      artifactHosts: get(env, "TC_ARTIFACT_HOSTS"),
     },
     redis: {
-      url: parse(env, "REDIS_URL", url(["redis:", "rediss:"]), "redis://127.0.0.1:6379", true),
-      prefix: parse(env, "BULLMQ_PREFIX", queueWord, "bull"),
+      url: get(env, "REDIS_URL"),
+      prefix: get(env, "BULLMQ_PREFIX"),
     },
     database: {
-      url: parse(env, "DATABASE_URL", url(["postgresql:", "postgres:"]), "postgresql://postgres@127.0.0.1:5432/pulse_bridge", true),
+      url: get(env, "DATABASE_URL"),
     },
     clones: {
-      dir: parse(env, "CLONES_DIR", z.string(), "./data/clones"),
-      allowedHosts: parse(
-        env,
-        "ALLOWED_HOSTS",
-        z
-          .string()
-          .transform((v) => v.split(",").map((h) => h.trim().toLowerCase()).filter(Boolean))
-          .pipe(z.array(z.string().regex(/^[a-z0-9.-]+(:\d+)?$/, "must be a comma-separated list of host names")).min(1, "must name at least one host")),
-        "hg.mozilla.org,github.com",
-      ),
+      dir: get(env, "CLONES_DIR"),
+      allowedHosts: get(env, "ALLOWED_HOSTS"),
     },
     dashboard: {
-      port: parse(env, "DASHBOARD_PORT", integer(0, 65535), "3000"),
-      host: parse(env, "DASHBOARD_HOST", z.string(), "127.0.0.1"),
+      port: get(env, "DASHBOARD_PORT"),
+      host: get(env, "DASHBOARD_HOST"),
       user: dashboardUser,
       password: dashboardPassword,
     },
+    webhook: {
+      port: get(env, "WEBHOOK_PORT"),
+      host: get(env, "WEBHOOK_HOST"),
+      secret: get(env, "GITHUB_WEBHOOK_SECRET"),
+      maxBodyBytes: get(env, "WEBHOOK_MAX_BYTES"),
+    },
+    github: { url: trimTrailingSlashes(get(env, "GITHUB_URL")) },
     hgSync: {
-      concurrency: parse(env, "HG_SYNC_CONCURRENCY", integer(1, 64), "2"),
-      reconcileIntervalMs: parse(env, "RECONCILE_INTERVAL", duration, "10m"),
-      lockTtlMs: parse(env, "SYNC_LOCK_TTL", duration, "60s"),
+      concurrency: get(env, "HG_SYNC_CONCURRENCY"),
+      reconcileIntervalMs: get(env, "RECONCILE_INTERVAL"),
+      lockTtlMs: get(env, "SYNC_LOCK_TTL"),
     },
     tcIngest: {
-      concurrency: parse(env, "TC_INGEST_CONCURRENCY", integer(1, 256), "8"),
-      elmoJsonMaxBytes: parse(env, "ELMO_JSON_MAX_BYTES", integer(1024, 64 * 1024 * 1024), String(4 * 1024 * 1024)),
-      elmoJsonMaxComparisons: parse(env, "ELMO_JSON_MAX_COMPARISONS", integer(1, 100_000), "5000"),
+      concurrency: get(env, "TC_INGEST_CONCURRENCY"),
+      elmoJsonMaxBytes: get(env, "ELMO_JSON_MAX_BYTES"),
+      elmoJsonMaxComparisons: get(env, "ELMO_JSON_MAX_COMPARISONS"),
     },
     deadLetters: {
-      maxCount: parse(env, "DEAD_LETTER_MAX_COUNT", integer(1, 10_000_000), "10000"),
-      maxAgeMs: parse(env, "DEAD_LETTER_MAX_AGE", duration.pipe(z.number().min(SECOND, "must be at least 1s")), "30d"),
+      maxCount: get(env, "DEAD_LETTER_MAX_COUNT"),
+      maxAgeMs: get(env, "DEAD_LETTER_MAX_AGE"),
     },
   };
 }
@@ -385,45 +506,3 @@ export function pulseFeeds(config: Config): PulseFeed[] {
   });
   return [primary("hgpushes"), primary("github"), primary("taskcluster"), ...extras];
 }
-
-/**
- * Every variable `loadConfig` reads, with its default and meaning. The README's
- * configuration table is checked against this list by a test.
- */
-export const CONFIG_VARIABLES: ReadonlyArray<{ name: string; default: string; meaning: string }> = [
-  { name: "PULSE_URL", default: DEFAULT_PULSE_URL, meaning: "broker URL; real Pulse is amqps://pulse.mozilla.org:5671" },
-  { name: "PULSE_USER", default: "from PULSE_URL", meaning: "Pulse user; also names the queues" },
-  { name: "PULSE_PASSWORD", default: "from PULSE_URL", meaning: "Pulse password (secret)" },
-  { name: "PULSE_QUEUE", default: "pulse-bridge", meaning: "queues are queue/<PULSE_USER>/<PULSE_QUEUE>/v2/<feed>, poison queue queue/<PULSE_USER>/<PULSE_QUEUE>/poison" },
-  { name: "PULSE_PREFETCH", default: "200", meaning: "unacked messages in flight per consumer (1-500)" },
-  { name: "PULSE_MAX_LENGTH", default: "100000", meaning: "x-max-length of our queues (Pulse requires bounded queues)" },
-  { name: "PULSE_DELIVERY_LIMIT", default: "10", meaning: "redeliveries without an ack before a message goes to the poison queue (x-delivery-limit, 1-1000)" },
-  { name: "PULSE_POISON_MAX_LENGTH", default: "10000", meaning: "x-max-length of the poison queue" },
-  { name: "PULSE_HEARTBEAT", default: "30", meaning: "AMQP heartbeat, seconds" },
-  { name: "PULSE_DECLARE_EXCHANGES", default: "false", meaning: "development only: declare exchanges instead of checking them" },
-  { name: "PULSE_EXCHANGE_PREFIX", default: "(none)", meaning: "prefix for exchange names (local brokers, staging, tests)" },
-  { name: "RABBITMQ_MANAGEMENT_URL", default: "unset", meaning: "RabbitMQ management API (http://user:pass@host:15672), for unacked counts in /metrics" },
-  { name: "TC_ROUTE", default: "project.l10n.elmo.v1", meaning: "custom route bound on task-completed and task-failed" },
-  { name: "TASKCLUSTER_ROOT_URL", default: "https://firefox-ci-tc.services.mozilla.com", meaning: "Queue API of the deployment on PULSE_URL" },
-  { name: "TC_EXTRA_SOURCES", default: "[]", meaning: "JSON list of further deployments: [{name, pulseUrl, rootUrl}]" },
-  { name: "TC_REQUEST_TIMEOUT", default: "30s", meaning: "timeout of one Queue API request" },
-  { name: "TC_ARTIFACT_HOSTS", default: DEFAULT_TC_ARTIFACT_HOSTS, meaning: "hosts artifact downloads may be redirected to, besides the root URLs' hosts (host, host:port, *.domain)" },
-  { name: "REDIS_URL", default: "redis://127.0.0.1:6379", meaning: "BullMQ's Redis" },
-  { name: "BULLMQ_PREFIX", default: "bull", meaning: "BullMQ key prefix in Redis" },
-  { name: "DATABASE_URL", default: "postgresql://postgres@127.0.0.1:5432/pulse_bridge", meaning: "PostgreSQL, through Prisma" },
-  { name: "CLONES_DIR", default: "./data/clones", meaning: "shared clone storage" },
-  { name: "ALLOWED_HOSTS", default: "hg.mozilla.org,github.com", meaning: "hosts we clone from" },
-  { name: "HG_SYNC_CONCURRENCY", default: "2", meaning: "default --concurrency of worker hg-sync" },
-  { name: "RECONCILE_INTERVAL", default: "10m", meaning: "how often every tracked repository is poked" },
-  { name: "SYNC_LOCK_TTL", default: "60s", meaning: "expiry of a repository's sync lock (renewed while held)" },
-  { name: "TC_INGEST_CONCURRENCY", default: "8", meaning: "default --concurrency of worker tc-ingest" },
-  { name: "ELMO_JSON_MAX_BYTES", default: "4194304", meaning: "elmo.json larger than this once decoded (4 MiB) fails its job" },
-  { name: "ELMO_JSON_MAX_COMPARISONS", default: "5000", meaning: "elmo.json with more comparisons fails its job" },
-  { name: "DASHBOARD_PORT", default: "3000", meaning: "dashboard HTTP port" },
-  { name: "DASHBOARD_HOST", default: "127.0.0.1", meaning: "dashboard bind address" },
-  { name: "DASHBOARD_USER", default: "unset", meaning: "with DASHBOARD_PASSWORD: enables write actions in Bull Board" },
-  { name: "DASHBOARD_PASSWORD", default: "unset", meaning: "see DASHBOARD_USER (secret)" },
-  { name: "DEAD_LETTER_MAX_COUNT", default: "10000", meaning: "dead letters kept; the bridge removes the oldest beyond this" },
-  { name: "DEAD_LETTER_MAX_AGE", default: "30d", meaning: "dead letters older than this are removed by the bridge" },
-  { name: "LOG_LEVEL", default: "info", meaning: "pino log level" },
-];

@@ -8,7 +8,7 @@
  */
 import type { Logger } from "./log.ts";
 
-export const SHUTDOWN_DEADLINE_MS = 25_000;
+const SHUTDOWN_DEADLINE_MS = 25_000;
 
 export class Lifecycle {
   private readonly releases: Array<{ name: string; release: () => unknown }> = [];

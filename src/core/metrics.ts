@@ -1,5 +1,5 @@
 /**
- * Prometheus metrics (PRODUCT §8). One registry per process; every role
+ * Prometheus metrics (README, "Metrics and alerts"). One registry per process; every role
  * registers into it and the dashboard (or a role's own /metrics) serves it.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
@@ -56,5 +56,20 @@ export const jobOutcomes = new Counter({
   name: "pulse_bridge_job_outcomes_total",
   help: "Job attempt outcomes",
   labelNames: ["queue", "outcome"] as const,
+  registers: [registry],
+});
+// The webhook receiver's outcomes, a fixed set (src/webhook/outcomes.ts);
+// nothing from a request becomes a label.
+export const webhookDeliveries = new Counter({
+  name: "pulse_bridge_webhook_deliveries_total",
+  help: "GitHub webhook requests by outcome: accepted, duplicate, untracked, ignored-event, ping, bad-signature, unsigned, too-large, malformed, unavailable",
+  labelNames: ["outcome"] as const,
+  registers: [registry],
+});
+export const webhookDuration = new Histogram({
+  name: "pulse_bridge_webhook_duration_seconds",
+  help: "Time from a webhook request's last byte to its answer",
+  labelNames: ["outcome"] as const,
+  buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
   registers: [registry],
 });

@@ -7,7 +7,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { RequestHandler } from "express";
 
-export const AUTH_REALM = "pulse-bridge dashboard";
+const AUTH_REALM = "pulse-bridge dashboard";
 
 function digest(text: string): Buffer {
   return createHash("sha256").update(text, "utf8").digest();

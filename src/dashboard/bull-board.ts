@@ -1,5 +1,5 @@
 /**
- * Bull Board at `/queues` for hg-sync, tc-ingest and dead-letter (PRODUCT §8).
+ * Bull Board at `/queues` for hg-sync, tc-ingest and dead-letter (README, Operations).
  *
  * Access policy:
  * - DASHBOARD_USER/DASHBOARD_PASSWORD set: the whole board (its pages and its

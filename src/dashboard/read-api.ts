@@ -1,5 +1,5 @@
 /**
- * The read-only JSON API (PRODUCT §8 "Read"):
+ * The read-only JSON API (README, "Commands" and "Operations"):
  *   GET /api/repositories
  *   GET /api/repositories/:name/pushes?limit=
  *   GET /api/repositories/:name/diff?from=REV&to=REV
@@ -19,15 +19,16 @@ import { existsSync } from "node:fs";
 import { Router, type Request, type Response } from "express";
 import type { Config } from "../core/config.ts";
 import type { Database } from "../storage/prisma.ts";
+import { summaryFromCounts } from "../storage/comparison-counts.ts";
 import { QUEUE_NAMES } from "../contract/contracts.ts";
 import type { Logger } from "../core/log.ts";
 import type { VcsBackend, VcsKind } from "../vcs/backend.ts";
 import { clonePathFor } from "../vcs/clone-path.ts";
 import { redactText } from "./redact-secrets.ts";
 
-export const DEFAULT_LIMIT = 20;
-export const MAX_LIMIT = 200;
-export const MAX_DIFF_BYTES = 1024 * 1024;
+const DEFAULT_LIMIT = 20;
+const MAX_LIMIT = 200;
+const MAX_DIFF_BYTES = 1024 * 1024;
 export const MAX_RUNNING_DIFFS = 4;
 export const MAX_WAITING_DIFFS = 8;
 const DIFF_RETRY_AFTER_SECONDS = 2;
@@ -149,6 +150,7 @@ export function readApiRouter({ config, db, log, backends }: ReadApiOptions): Ro
               pushId: p.pushId,
               user: p.user,
               pushedAt: p.pushedAt,
+              source: p.source,
               changesets: p.changesets.map(({ changeset: c }) => ({
                 revision: c.revision,
                 author: c.author,
@@ -201,19 +203,7 @@ export function readApiRouter({ config, db, log, backends }: ReadApiOptions): Ro
           locale: c.locale.code,
           config: c.config,
           completion: c.completion,
-          summary: {
-            errors: c.errors,
-            warnings: c.warnings,
-            missing: c.missing,
-            missing_w: c.missingW,
-            report: c.report,
-            obsolete: c.obsolete,
-            changed: c.changed,
-            changed_w: c.changedW,
-            unchanged: c.unchanged,
-            unchanged_w: c.unchangedW,
-            keys: c.keys,
-          },
+          summary: summaryFromCounts(c),
           build: { rootUrl: c.build.rootUrl, taskId: c.build.taskId, runId: c.build.runId, state: c.build.state, resolvedAt: c.build.resolvedAt },
           revisions: Object.fromEntries(c.revisions.map((r) => [r.repository, r.changeset.revision])),
           artifact: { name: c.artifactName, link: `/artifacts/${c.id}` },

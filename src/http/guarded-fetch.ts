@@ -23,7 +23,7 @@ import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
 import { PermanentError } from "../core/permanent-error.ts";
 
 /** A host list entry: `host` (any port), `host:port`, or `*.domain` (any subdomain of domain). */
-export function hostMatches(entry: string, url: URL): boolean {
+function hostMatches(entry: string, url: URL): boolean {
   const hostname = url.hostname.toLowerCase();
   const host = url.host.toLowerCase();
   const wildcard = entry.startsWith("*.");
@@ -59,7 +59,7 @@ export function showUrl(url: URL): string {
 }
 
 /** A redirect or URL the policy refused: permanent, retrying cannot change it. */
-export class RefusedRedirectError extends PermanentError {
+class RefusedRedirectError extends PermanentError {
   override name = "RefusedRedirectError";
 }
 
@@ -81,7 +81,7 @@ export interface GuardedResponse {
   message: IncomingMessage;
 }
 
-export const MAX_REDIRECTS = 5;
+const MAX_REDIRECTS = 5;
 
 /**
  * GETs `url`, following redirects only to URLs the policy allows. Returns

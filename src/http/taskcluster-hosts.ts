@@ -10,6 +10,7 @@
  */
 import type { Config } from "../core/config.ts";
 import { refusal, type HostPolicy } from "./guarded-fetch.ts";
+import { trimTrailingSlashes } from "../core/urls.ts";
 
 export class TaskclusterHosts {
   /** Configured root URLs, without trailing slash. */
@@ -20,7 +21,7 @@ export class TaskclusterHosts {
     rootUrls: readonly string[],
     readonly artifactHosts: readonly string[],
   ) {
-    this.rootUrls = rootUrls.map((url) => url.replace(/\/+$/, ""));
+    this.rootUrls = rootUrls.map(trimTrailingSlashes);
     // A root URL's host counts on any port, as ALLOWED_HOSTS entries without a port do.
     this.rootHosts = this.rootUrls.map((url) => new URL(url).hostname.toLowerCase());
   }
@@ -31,7 +32,7 @@ export class TaskclusterHosts {
 
   /** Whether the root URL is one of the configured deployments. */
   isConfiguredRoot(rootUrl: string): boolean {
-    return this.rootUrls.includes(rootUrl.replace(/\/+$/, ""));
+    return this.rootUrls.includes(trimTrailingSlashes(rootUrl));
   }
 
   /** The policy for requests of one deployment and the downloads it redirects to. */

@@ -1,5 +1,5 @@
 /**
- * Job history (PRODUCT §8 "Track history"): every job outcome is copied into
+ * Job history (README, "History"): every job outcome is copied into
  * PostgreSQL (`JobRecord`) so it outlives Redis retention and can be queried.
  *
  * States recorded, one row per (queue, jobId, attempts, state):
@@ -28,10 +28,10 @@ import type { Logger } from "../core/log.ts";
 import { createRedis, type Redis } from "../core/redis.ts";
 import type { QueueName } from "../contract/contracts.ts";
 
-export type JobRecordState = "completed" | "retrying" | "failed" | "stalled";
+type JobRecordState = "completed" | "retrying" | "failed" | "stalled";
 
 /** What BullMQ keeps of a job that we need (Job and the getters' JobBase both fit). */
-export interface FinishedJobView {
+interface FinishedJobView {
   id?: string | undefined;
   name: string;
   attemptsMade: number;
@@ -44,7 +44,7 @@ export interface FinishedJobView {
 
 const MAX_ERROR_LENGTH = 4_000;
 
-export interface JobRecordRow {
+interface JobRecordRow {
   queue: string;
   jobId: string;
   name: string;
@@ -58,7 +58,7 @@ export interface JobRecordRow {
 }
 
 /** The row describing `job` in `state`; `now` stands in for timings BullMQ only sets on final outcomes. */
-export function jobRecordRow(queue: string, job: FinishedJobView, state: JobRecordState, now = Date.now()): JobRecordRow | undefined {
+function jobRecordRow(queue: string, job: FinishedJobView, state: JobRecordState, now = Date.now()): JobRecordRow | undefined {
   if (!job.id) return undefined;
   const startedAt = job.processedOn ? new Date(job.processedOn) : null;
   const finishedMs = state === "stalled" ? null : (job.finishedOn ?? now);
@@ -78,7 +78,7 @@ export function jobRecordRow(queue: string, job: FinishedJobView, state: JobReco
 }
 
 /** Inserts rows, ignoring those already recorded (the unique key makes every path idempotent). */
-export async function insertJobRecords(db: Database, rows: Array<JobRecordRow | undefined>): Promise<number> {
+async function insertJobRecords(db: Database, rows: Array<JobRecordRow | undefined>): Promise<number> {
   const present = rows.filter((row): row is JobRecordRow => row !== undefined);
   if (present.length === 0) return 0;
   const result = await db.jobRecord.createMany({ data: present, skipDuplicates: true });
@@ -86,14 +86,14 @@ export async function insertJobRecords(db: Database, rows: Array<JobRecordRow | 
 }
 
 /** A worker's failed job is final when BullMQ stamped finishedOn for this attempt. */
-export function failedState(job: Job): JobRecordState {
+function failedState(job: Job): JobRecordState {
   return job.finishedOn && (!job.processedOn || job.finishedOn >= job.processedOn) ? "failed" : "retrying";
 }
 
 export interface JobHistoryOptions {
   queueName: QueueName;
   queue: Queue;
-  // Any payload type: only the events and the worker name are used.
+  // biome-ignore lint/suspicious/noExplicitAny: any pool's worker; only its events and name are used
   worker: Worker<any>;
   db: Database;
   redisUrl: string;
@@ -136,7 +136,6 @@ export async function startJobHistory(options: JobHistoryOptions): Promise<JobHi
   // Stalls are detected by whichever worker runs the stalled checker, maybe
   // in another process: listen on the queue's event stream.
   const eventsConnection: Redis = createRedis(options.redisUrl, "worker");
-  eventsConnection.on("error", () => {});
   const events = new QueueEvents(queueName, { connection: eventsConnection, prefix: options.prefix, autorun: true });
   events.on("error", (error) => log.warn({ err: (error as Error).message }, "queue events error"));
   events.on("stalled", ({ jobId }) => {
@@ -172,7 +171,6 @@ export async function startJobHistory(options: JobHistoryOptions): Promise<JobHi
   const intervalMs = options.sweepIntervalMs ?? 10_000;
   const leaseKey = `${options.prefix}:${queueName}:job-history-sweep`;
   const leaseConnection: Redis = createRedis(options.redisUrl, "producer");
-  leaseConnection.on("error", () => {});
   const takeLease = async () => (await leaseConnection.set(leaseKey, options.worker.name || "worker", "PX", Math.max(intervalMs - 100, 100), "NX")) === "OK";
   let sweeping: Promise<unknown> = Promise.resolve();
   const runSweep = (force = false) => {

@@ -47,7 +47,6 @@ export async function startPool<Q extends QueueName>(definition: PoolDefinition<
 
   // BullMQ does not close a connection it was handed; released after the worker.
   const workerConnection = createRedis(config.redis.url, "worker");
-  workerConnection.on("error", () => {});
   lifecycle.defer("worker redis", () => workerConnection.quit().catch(() => workerConnection.disconnect()));
   const worker = new Worker<JobPayloads[Q]>(
     definition.queue,

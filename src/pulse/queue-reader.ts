@@ -17,7 +17,7 @@ import type { ReadMessage, ReaderThreadEvent, ReaderThreadInput } from "./queue-
 export type { ReadMessage } from "./queue-reader-thread.ts";
 
 /** The reader thread's stack. 4 MB decodes 9,000 levels; a header frame (frame_max 128 KiB) holds at most ~26,000. */
-export const READER_STACK_MB = 64;
+const READER_STACK_MB = 64;
 
 export interface QueueReadOptions extends ReaderThreadInput {
   /** Called for each message, one at a time; resolves true to ack it, false to leave it in the queue. */

@@ -11,7 +11,7 @@
  */
 
 /** Deeper header values are dropped (Pulse's own headers, CC lists and x-death, are 1-3 deep). */
-export const MAX_HEADER_DEPTH = 16;
+const MAX_HEADER_DEPTH = 16;
 /** Larger header values (counted as their leaves' sizes) are dropped. */
 export const MAX_HEADER_BYTES = 16 * 1024;
 /** The header that names what was dropped, and why. */

@@ -68,7 +68,16 @@ export const taskRunMessage = z.looseObject({
     taskId: slugid,
     taskGroupId: slugid,
     state: z.string().optional(),
-    runs: z.array(z.looseObject({ runId: z.number().int(), state: z.string().optional() })).optional(),
+    runs: z
+      .array(
+        z.looseObject({
+          runId: z.number().int(),
+          state: z.string().optional(),
+          // Carried into the job as is; a malformed time only costs the worker a Queue API request.
+          resolved: z.iso.datetime({ offset: true }).optional().catch(undefined),
+        }),
+      )
+      .optional(),
   }),
   runId: z.number().int().min(0).max(1000),
 });

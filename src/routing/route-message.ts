@@ -1,5 +1,5 @@
 /**
- * From one Pulse delivery to what the bridge does with it (PRODUCT §5): a job
+ * From one Pulse delivery to what the bridge does with it: a job
  * to enqueue, a reason to ignore it, or a dead letter. Pure apart from the
  * clock (receivedAt), and looks nothing up: whether a repository is tracked is
  * the hg-sync worker's decision, which keeps the bridge thin and fast. Replay
@@ -11,6 +11,7 @@ import type { Config, PulseFeed } from "../core/config.ts";
 import type { AnyJobRequest, GitPushJob, JobRequest, OriginalMessage } from "../contract/contracts.ts";
 import { deadLetterJobRequest, hgSyncJobRequest, MAX_DEAD_LETTER_BODY_BYTES, tcIngestJobRequest } from "../contract/job-requests.ts";
 import { hasUrlCredentials } from "../core/redact.ts";
+import { trimTrailingSlashes } from "../core/urls.ts";
 import {
   changegroupData,
   githubPushBody,
@@ -190,7 +191,7 @@ function routeHgPush(message: IncomingMessage, body: Record<string, unknown>, or
         action: "enqueue",
         job: hgSyncJobRequest({
           kind: "hg-push",
-          repoUrl: data.repo_url.replace(/\/+$/, ""),
+          repoUrl: trimTrailingSlashes(data.repo_url),
           heads: data.heads,
           pushIds: data.pushlog_pushes.map((push) => push.pushid),
           message: original,
@@ -200,10 +201,10 @@ function routeHgPush(message: IncomingMessage, body: Record<string, unknown>, or
     case "newrepo.1": {
       const data = check(newrepoData, payload.data, dataPath, "newrepo.1 message");
       refuseCredentials(data.repo_url, `${dataPath}.repo_url`);
-      return { action: "enqueue", job: hgSyncJobRequest({ kind: "hg-newrepo", repoUrl: data.repo_url.replace(/\/+$/, ""), message: original }) };
+      return { action: "enqueue", job: hgSyncJobRequest({ kind: "hg-newrepo", repoUrl: trimTrailingSlashes(data.repo_url), message: original }) };
     }
     case "obsolete.1":
-      // Our models have no obsolescence markers (PRODUCT §5).
+      // Our data model has no obsolescence markers (prisma/schema.prisma).
       return { action: "ignore", category: "hg-obsolete", reason: "hgpushes obsolete.1" };
     default:
       // vcsreplicator: "consumers should ignore unknown message types".
@@ -221,15 +222,32 @@ function routeGithub(message: IncomingMessage, body: Record<string, unknown>, or
     if (envelope.event !== "push") return { action: "ignore", category: "github-other-event", reason: `github event ${envelope.event.slice(0, 50)} not handled` };
     const push = check(githubPushBody, envelope.payload, "payload", "GitHub push");
     refuseRepositoryCredentials(push, "payload");
-    return { action: "enqueue", job: hgSyncJobRequest(gitPushJob(push, envelope.request_id, original)) };
+    return { action: "enqueue", job: hgSyncJobRequest(gitPushJob(push, envelope.request_id, original, config.github.url)) };
   }
   if (message.exchange === exchanges.taskclusterGithubPush) {
     const event = check(taskclusterGithubPush, body, "", "taskcluster-github push message");
     const push = check(githubPushBody, event.body, "body", "GitHub push");
     refuseRepositoryCredentials(push, "body");
-    return { action: "enqueue", job: hgSyncJobRequest(gitPushJob(push, event.eventId, original)) };
+    return { action: "enqueue", job: hgSyncJobRequest(gitPushJob(push, event.eventId, original, config.github.url)) };
   }
   throw new Invalid(`exchange ${message.exchange} is not one the github feed is bound to`);
+}
+
+/**
+ * A push delivered by our own GitHub webhook receiver (src/webhook), already
+ * authenticated and parsed: the same job as through Pulse (the delivery id is
+ * the event id both Pulse exchanges carry), or the reason it is malformed.
+ * `githubUrl` is GITHUB_URL (https://github.com), as for Pulse.
+ */
+export function webhookPushJob(body: unknown, deliveryId: string, original: OriginalMessage, githubUrl: string): { job: JobRequest<"hg-sync"> } | { invalid: string } {
+  try {
+    const push = check(githubPushBody, body, "", "GitHub push");
+    refuseRepositoryCredentials(push, "payload");
+    return { job: hgSyncJobRequest(gitPushJob(push, deliveryId, original, githubUrl)) };
+  } catch (error) {
+    if (error instanceof Invalid) return { invalid: error.message };
+    throw error;
+  }
 }
 
 /** Every URL field of the push's repository (clone_url, html_url, url, git_url, ...). */
@@ -239,10 +257,10 @@ function refuseRepositoryCredentials(push: z.output<typeof githubPushBody>, path
   }
 }
 
-function gitPushJob(push: z.output<typeof githubPushBody>, eventId: string, original: OriginalMessage): GitPushJob {
+function gitPushJob(push: z.output<typeof githubPushBody>, eventId: string, original: OriginalMessage, githubUrl: string): GitPushJob {
   return {
     kind: "git-push",
-    repoUrl: `https://github.com/${push.repository.full_name}`,
+    repoUrl: `${githubUrl}/${push.repository.full_name}`,
     eventId,
     ref: push.ref,
     before: push.before,
@@ -274,7 +292,7 @@ function routeTaskRun(message: IncomingMessage, body: Record<string, unknown>, o
   if (!exchangeState) throw new Invalid(`exchange ${message.exchange} is not one the taskcluster feed is bound to`);
   if (!message.feed.rootUrl) throw new Invalid(`feed ${message.feed.queue} has no Taskcluster root URL`);
   const run = check(taskRunMessage, body, "", `${exchangeState === "completed" ? "task-completed" : "task-failed"} message`);
-  const runState = run.status.runs?.find((r) => r.runId === run.runId)?.state;
+  const announced = run.status.runs?.find((r) => r.runId === run.runId);
   return {
     action: "enqueue",
     job: tcIngestJobRequest({
@@ -282,8 +300,9 @@ function routeTaskRun(message: IncomingMessage, body: Record<string, unknown>, o
       rootUrl: message.feed.rootUrl,
       taskId: run.status.taskId,
       runId: run.runId,
-      state: runState ?? run.status.state ?? exchangeState,
+      state: announced?.state ?? run.status.state ?? exchangeState,
       taskGroupId: run.status.taskGroupId,
+      resolved: announced?.state && announced.resolved ? announced.resolved : null,
       message: original,
     }),
   };

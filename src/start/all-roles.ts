@@ -1,7 +1,8 @@
 /**
  * Every role in one process, for a single machine (`pulse-bridge start`, the demo).
  *
- * Opening order: migrate → database → dashboard → worker pools → bridge.
+ * Opening order: migrate → database → dashboard → worker pools → webhook
+ * receiver (only when GITHUB_WEBHOOK_SECRET is set) → bridge.
  * Shutdown runs in reverse (lifecycle.defer): the bridge stops consuming and
  * acks what Redis already has, the pools stop taking jobs and finish the
  * active ones, then the dashboard and the database go. A job still running
@@ -14,16 +15,19 @@ import { diffBackends } from "../dashboard/extras.ts";
 import { startDashboard, type DashboardHandle } from "../dashboard/server.ts";
 import { migrate } from "../storage/migrate.ts";
 import { openDatabase } from "../storage/prisma.ts";
-import type { QueueName } from "../contract/contracts.ts";
-import { POOLS } from "../jobs/pools.ts";
+import { POOL_NAMES, POOLS, type PoolName } from "../jobs/pools.ts";
 import { startPool } from "../jobs/start-pool.ts";
 import type { Lifecycle } from "../core/lifecycle.ts";
 import type { Logger } from "../core/log.ts";
+import { trackedGitRepository } from "../jobs/hg-sync/tracked-git-repository.ts";
+import { startWebhookReceiver, type WebhookHandle } from "../webhook/receiver.ts";
 
 export interface AllRoles {
   dashboard: DashboardHandle;
   bridge: BridgeHandle;
-  pools: QueueName[];
+  pools: PoolName[];
+  /** Present when GITHUB_WEBHOOK_SECRET is set. */
+  webhook?: WebhookHandle;
 }
 
 export async function startAllRoles({ config, log, lifecycle }: { config: Config; log: Logger; lifecycle: Lifecycle }): Promise<AllRoles> {
@@ -33,13 +37,14 @@ export async function startAllRoles({ config, log, lifecycle }: { config: Config
   lifecycle.defer("database", () => db.$disconnect());
 
   const dashboard = await startDashboard({ config, log, lifecycle, db, backends: diffBackends() });
-  const pools: QueueName[] = [];
-  for (const [name, load] of Object.entries(POOLS) as Array<[QueueName, () => Promise<never>]>) {
-    await startPool(await load(), { config, log, lifecycle, db });
+  const pools: PoolName[] = [];
+  for (const name of POOL_NAMES) {
+    await startPool(await POOLS[name](), { config, log, lifecycle, db });
     pools.push(name);
   }
+  const webhook = config.webhook.secret ? await startWebhookReceiver({ config, log, lifecycle, isTracked: trackedGitRepository(db) }) : undefined;
   // Last, so that it is the first to stop: no new jobs while the pools drain.
   const bridge = await startBridge({ config, log, lifecycle });
-  log.info({ dashboard: dashboard.url, pools }, "all roles started");
-  return { dashboard, bridge, pools };
+  log.info({ dashboard: dashboard.url, pools, webhook: webhook?.url }, "all roles started");
+  return { dashboard, bridge, pools, ...(webhook ? { webhook } : {}) };
 }

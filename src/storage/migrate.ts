@@ -18,7 +18,7 @@ import pg from "pg";
 
 const projectRoot = fileURLToPath(new URL("../..", import.meta.url));
 export const MIGRATIONS_DIR = path.join(projectRoot, "prisma", "migrations");
-export const SCHEMA_PATH = path.join(projectRoot, "prisma", "schema.prisma");
+const SCHEMA_PATH = path.join(projectRoot, "prisma", "schema.prisma");
 
 type SchemaEngine = {
   applyMigrations(input: unknown): Promise<{ appliedMigrationNames: string[] }>;

@@ -1,8 +1,10 @@
 /** The one way to open the database: Prisma 7's client over node-postgres. */
 import { PrismaPg } from "@prisma/adapter-pg";
-import { PrismaClient } from "../generated/prisma/client.ts";
+import { PrismaClient, type Prisma } from "../generated/prisma/client.ts";
 
 export type Database = PrismaClient;
+/** What an interactive `db.$transaction(async (tx) => …)` hands its callback: the client without `$transaction`, `$connect` and the like. */
+export type Transaction = Prisma.TransactionClient;
 export { Prisma } from "../generated/prisma/client.ts";
 export type { RepositoryKind } from "../generated/prisma/enums.ts";
 

@@ -25,7 +25,7 @@ import { cleanText, dateFromSeconds } from "./backend.ts";
 /** Bytes kept of one commit object; the rest (an absurd message) is read and dropped. */
 export const MAX_OBJECT_BYTES = 1024 * 1024;
 /** Bytes kept of one path; git's own limit is far lower on every real filesystem. */
-export const MAX_TOKEN_BYTES = 64 * 1024;
+const MAX_TOKEN_BYTES = 64 * 1024;
 const MAX_HEADER_LINE = 1024;
 
 const LF = 0x0a;
@@ -84,7 +84,10 @@ export class CatFileBatchReader {
         continue;
       }
       if (this.expectLf) {
-        if (chunk[offset] !== LF) return void (this.error = "object not followed by a newline");
+        if (chunk[offset] !== LF) {
+          this.error = "object not followed by a newline";
+          return;
+        }
         this.expectLf = false;
         offset++;
         continue;
@@ -93,7 +96,10 @@ export class CatFileBatchReader {
       const end = newline < 0 ? chunk.length : newline;
       this.header.push(chunk.subarray(offset, end));
       this.headerBytes += end - offset;
-      if (this.headerBytes > MAX_HEADER_LINE) return void (this.error = "header line too long");
+      if (this.headerBytes > MAX_HEADER_LINE) {
+        this.error = "header line too long";
+        return;
+      }
       offset = end;
       if (newline < 0) continue;
       offset++;

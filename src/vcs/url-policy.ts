@@ -1,5 +1,5 @@
 /**
- * Which repository URLs we will hand to hg or git (PRODUCT §6).
+ * Which repository URLs we will hand to hg or git (docs/ARCHITECTURE.md, threat model).
  *
  * Both tools interpret some URL shapes as commands (`ext::sh -c ...`,
  * `--upload-pack=...`) or as local paths (`file:`, `/etc`), so anything that
@@ -7,6 +7,7 @@
  * process is spawned. The refusal is permanent: retrying cannot help.
  */
 import { PermanentError } from "../core/permanent-error.ts";
+import { trimTrailingSlashes } from "../core/urls.ts";
 
 export class RefusedUrlError extends PermanentError {
   override name = "RefusedUrlError";
@@ -47,7 +48,7 @@ export function checkRepositoryUrl(url: unknown, allowedHosts: readonly string[]
   // An entry without a port allows that host on any port; with a port, only that one.
   const allowed = allowedHosts.some((entry) => (entry.includes(":") ? entry === host : entry === hostname));
   if (!allowed) throw new RefusedUrlError(url, `host ${host} is not in ALLOWED_HOSTS (${allowedHosts.join(", ")})`);
-  const pathname = parsed.pathname.replace(/\/+$/, "");
+  const pathname = trimTrailingSlashes(parsed.pathname);
   if (pathname === "") throw new RefusedUrlError(url, "names no repository path");
   return `${parsed.protocol}//${host}${pathname}`;
 }

@@ -1,6 +1,6 @@
 /**
- * The abuse corpus (issue 6): hostile or broken inputs, each with the outcome
- * pulse-bridge must give it. Built on the real formats (../shared/formats) so
+ * The abuse corpus: hostile or broken inputs, each with the outcome
+ * pulse-bridge must give it. Built on the real formats (test/fixtures/formats) so
  * that each entry breaks exactly one thing of an otherwise valid message.
  *
  * Three families, one per entry point that untrusted text reaches:

@@ -45,6 +45,8 @@ describe("layers of src/", () => {
     ["src/dashboard/basic-auth.ts", 'const pools = await import("../jobs/pools.ts");', "dashboard-imports-no-bridge-or-pools"],
     ["src/core/log.ts", 'import "../contract/queues.ts";', "core-imports-nothing-of-ours"],
     ["src/demo/run-demo.ts", 'import { registerStart } from "../cli/start.ts";', "demo-runs-start-on-stand-ins"],
+    ["src/stand-ins/hg-server.ts", 'import { openDatabase } from "../storage/prisma.ts";', "stand-ins-stand-alone"],
+    ["src/webhook/signature.ts", 'import { openDatabase } from "../storage/prisma.ts";', "webhook-validates-and-enqueues"],
   ])("%s: planting `%s` breaks %s", (file, line, rule) => {
     const result = check(copyWith(file, line));
     expect(result.status).toBe(1);

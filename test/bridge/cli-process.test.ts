@@ -44,7 +44,7 @@ async function jobTotal(): Promise<number> {
   return Object.values(await queues["tc-ingest"].getJobCounts()).reduce((a, b) => a + b, 0);
 }
 
-it("SIGTERM in the middle of a stream: exits 0, every message is a job or still in the queue, never both", async () => {
+it("SIGTERM in the middle of a stream: exits 0, every message is a job or still in the queue, and the next bridge makes each a job once", async () => {
   const config = env.config;
   // Redis with a password it does not need: ioredis warns and goes on, and the password must not be logged.
   const bridge = runBridge({ REDIS_URL: "redis://:redis-Secret-4711@127.0.0.1:6379" });
@@ -61,9 +61,15 @@ it("SIGTERM in the middle of a stream: exits 0, every message is a job or still 
     const depth = (await queueDepth(tcQueue))!;
     expect(depth.unacked).toBe(0);
     const jobs = await jobTotal();
-    // Acked messages are exactly those with a job; nothing acked without a job, nothing lost.
-    if (jobs + depth.ready !== messages.length) console.log(bridge.logs().split("\n").filter((l) => !l.includes('"level":20')).join("\n"));
-    expect(jobs + depth.ready).toBe(messages.length);
+    // Nothing acked without a job, nothing lost. A message can be both a job
+    // and back in the queue when its ack did not take effect before the
+    // channel closed (a drain cut short under load; a quorum queue settling
+    // the last acks after the close): at most the in-flight window, and the
+    // redelivery adds no second job (deterministic ids, checked below).
+    const overlap = jobs + depth.ready - messages.length;
+    if (overlap !== 0) console.log(`overlap ${overlap}:`, bridge.logs().split("\n").filter((l) => !l.includes('"level":20')).join("\n"));
+    expect(overlap).toBeGreaterThanOrEqual(0);
+    expect(overlap).toBeLessThanOrEqual(config.pulse.prefetch);
     expect(bridge.logs()).toMatch(/bridge stopped/);
 
     // The rest is taken by the next bridge: each message a job, once.
@@ -77,6 +83,8 @@ it("SIGTERM in the middle of a stream: exits 0, every message is a job or still 
     } finally {
       await next.close();
     }
+    // Redelivered messages found their job: one job per message, no more.
+    expect(await jobTotal()).toBe(messages.length);
     expect(bridge.logs()).not.toContain("redis-Secret-4711");
   } finally {
     bridge.child.kill("SIGKILL");

@@ -1,5 +1,5 @@
 /**
- * The short chaos run (issue 6) that CI runs: the real processes
+ * The short chaos run that CI runs: the real processes
  * (`node dist/cli.js`, built by CI before the tests), a few hundred messages,
  * every fault once, then the ledger check. `npm run chaos` is the long one.
  */
@@ -8,7 +8,7 @@ import { expect, it } from "vitest";
 import { formatResult, runChaos } from "../../chaos/harness.ts";
 import { CLI } from "../../chaos/processes.ts";
 
-it("loses nothing and duplicates nothing under every fault of issue 6", async () => {
+it("loses nothing and duplicates nothing under every fault of the chaos suite", async () => {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first (CI does)`);
   const lines: string[] = [];
   const result = await runChaos({ messages: 300, rate: 50, seed: 7, redisDownMs: 10_000, drainTimeoutMs: 90_000, pushesPerRepository: 5, report: (line) => lines.push(line) });

@@ -11,8 +11,8 @@ import { hgSyncJobRequest } from "../../src/contract/job-requests.ts";
 import { startPool } from "../../src/jobs/start-pool.ts";
 import { Lifecycle } from "../../src/core/lifecycle.ts";
 import { createLogger } from "../../src/core/log.ts";
-import { startGitUpstream, type GitUpstream } from "../support/git-upstream.ts";
-import { startHgServer, type HgServer } from "../support/hg-server.ts";
+import { startGitUpstream, type GitUpstream } from "../../src/stand-ins/git-upstream.ts";
+import { startHgServer, type HgServer } from "../../src/stand-ins/hg-server.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
 

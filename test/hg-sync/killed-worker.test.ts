@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { trackRepository } from "../../src/jobs/hg-sync/tracking.ts";
 import { clonePathFor } from "../../src/vcs/clone-path.ts";
 import { hgBackend } from "../../src/vcs/hg.ts";
-import { startHgServer, type HgServer } from "../support/hg-server.ts";
+import { startHgServer, type HgServer } from "../../src/stand-ins/hg-server.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
 import { message, openQueue, spawnWorker } from "./harness.ts";

@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest";
 import type { HgSyncJob } from "../../src/contract/contracts.ts";
 import { trackForest } from "../../src/jobs/hg-sync/tracking.ts";
 import { hgSyncJobRequest } from "../../src/contract/job-requests.ts";
-import { freePort } from "../support/private-redis.ts";
+import { freePort } from "../../src/stand-ins/free-port.ts";
 import { waitFor } from "../support/wait-for.ts";
 import { message, useHgSyncSetting } from "./harness.ts";
 

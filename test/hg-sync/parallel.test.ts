@@ -12,7 +12,7 @@ import { startBridge, type BridgeHandle } from "../../src/bridge/bridge.ts";
 import { trackRepository } from "../../src/jobs/hg-sync/tracking.ts";
 import { createLogger } from "../../src/core/log.ts";
 import { formatJson } from "../support/formats.ts";
-import { startHgServer, type HgServer } from "../support/hg-server.ts";
+import { startHgServer, type HgServer } from "../../src/stand-ins/hg-server.ts";
 import { declareExchanges, openPublisher, type Publisher } from "../support/pulse.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";

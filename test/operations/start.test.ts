@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pulseFeeds } from "../../src/core/config.ts";
 import { createRedis, type Redis } from "../../src/core/redis.ts";
 import { declareExchanges, openPublisher, queueDepth, taskCompletedMessage, type Publisher } from "../support/pulse.ts";
-import { startQueueApiStandIn, type QueueApiStandIn } from "../support/queue-api-server.ts";
+import { startQueueApiStandIn, type QueueApiStandIn } from "../../src/stand-ins/queue-api-server.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
 import { compareLocalesArtifacts, hex40, realisticElmoJson, standInTask } from "../tc-ingest/fixtures.ts";

@@ -149,6 +149,8 @@ describe("Taskcluster", () => {
       runId: 0,
       state: "completed",
       taskGroupId: "Fh0B4SPlRuqEDyM2l5GeNA",
+      // The worker needs no other part of the message: it is kept for inspection and replay.
+      resolved: "2026-03-02T14:16:58.906Z",
     });
     if (job.queue !== "tc-ingest") throw new Error("expected a tc-ingest job");
     expect(job.data.message.headers).toEqual({ CC: ["route.tc-treeherder.v2.l10n-central.2f77bc4f354d9ba67ea5270b2fc789f4b0521287.7412", "route.project.l10n.elmo.v1"] });
@@ -161,6 +163,15 @@ describe("Taskcluster", () => {
     body.status.runs[0].state = "failed";
     const job = enqueued(routeMessage(message("taskcluster", ex.taskFailed, delivery.fields.routingKey, body), config));
     expect(job.data).toMatchObject({ kind: "tc-run", taskId: "fUAqRKDUTcuyE96IFj1oXw", state: "failed" });
+  });
+
+  it("carries a null resolution when the message does not announce the run (the worker then asks the Queue API)", () => {
+    const body = structuredClone(delivery.body);
+    body.runId = 1;
+    expect(enqueued(routeMessage(message("taskcluster", ex.taskCompleted, delivery.fields.routingKey, body), config)).data).toMatchObject({ runId: 1, resolved: null });
+    body.runId = 0;
+    body.status.runs[0].resolved = "yesterday";
+    expect(enqueued(routeMessage(message("taskcluster", ex.taskCompleted, delivery.fields.routingKey, body), config)).data).toMatchObject({ runId: 0, resolved: null });
   });
 
   it("accepts the 2021 verbatim message (no priority) and fields added later", () => {

@@ -8,8 +8,8 @@
  * dashboard tests and by the chaos harness (chaos/).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
 import { Redis } from "ioredis";
+import { freePort } from "../../src/stand-ins/free-port.ts";
 import { waitFor } from "./wait-for.ts";
 
 export interface PrivateRedis {
@@ -21,17 +21,6 @@ export interface PrivateRedis {
   kill(): Promise<void>;
   /** Starts it again on the same port and waits until it answers PING. */
   start(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export interface PrivateRedisOptions {

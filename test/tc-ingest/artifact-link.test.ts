@@ -11,7 +11,7 @@ import { artifactLinkRouter, RESOLVED_URL_TTL_MS } from "../../src/dashboard/art
 import { ingestRun } from "../../src/jobs/tc-ingest/ingest-run.ts";
 import { QueueApi } from "../../src/jobs/tc-ingest/queue-api.ts";
 import { createLogger } from "../../src/core/log.ts";
-import { startQueueApiStandIn, type QueueApiStandIn } from "../support/queue-api-server.ts";
+import { startQueueApiStandIn, type QueueApiStandIn } from "../../src/stand-ins/queue-api-server.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { compareLocalesArtifacts, hex40, realisticElmoJson, standInTask, tcJob } from "./fixtures.ts";
 

@@ -6,14 +6,12 @@
 import { randomBytes } from "node:crypto";
 import type { TcIngestJob } from "../../src/contract/contracts.ts";
 import { formatJson } from "../support/formats.ts";
-import type { StandInArtifact, StandInRun, StandInTask } from "../support/queue-api-server.ts";
+import type { StandInArtifact, StandInRun, StandInTask } from "../../src/stand-ins/queue-api-server.ts";
+import { slugid } from "../../src/stand-ins/slugid.ts";
 
 type Summary = Record<"errors" | "warnings" | "missing" | "missing_w" | "report" | "obsolete" | "changed" | "changed_w" | "unchanged" | "unchanged_w" | "keys", number>;
 
-/** A Taskcluster slugid: 22 characters of url-safe base64. */
-export function slugid(): string {
-  return randomBytes(16).toString("base64url").slice(0, 22);
-}
+export { slugid };
 
 export function hex40(): string {
   return randomBytes(20).toString("hex");
@@ -96,8 +94,15 @@ export function standInTask(options: { taskId?: string; taskGroupId?: string; st
 /**
  * The job the bridge makes of a task-completed (or task-failed) delivery,
  * with the real message body (formats/taskcluster-pulse) adjusted to the run.
+ * `carries`: what the job's `resolved` holds: the announced time (the
+ * bridge's jobs), null (a message that did not announce the run) or nothing
+ * at all (jobs queued by versions before the field existed).
  */
-export function tcJob(rootUrl: string, task: StandInTask, options: { runId?: number; resolved?: string; withMessage?: boolean } = {}): TcIngestJob {
+export function tcJob(
+  rootUrl: string,
+  task: StandInTask,
+  options: { runId?: number; resolved?: string; withMessage?: boolean; carries?: "resolved" | "null" | "nothing" } = {},
+): TcIngestJob {
   const runId = options.runId ?? task.runs.at(-1)!.runId;
   const run = task.runs.find((r) => r.runId === runId)!;
   const delivery = formatJson<{ fields: { exchange: string; routingKey: string }; properties: { headers: Record<string, unknown> }; body: any }>(
@@ -118,6 +123,7 @@ export function tcJob(rootUrl: string, task: StandInTask, options: { runId?: num
     runId,
     state: run.state,
     taskGroupId,
+    ...(options.carries === "nothing" ? {} : { resolved: options.carries === "null" ? null : (options.resolved ?? run.resolved ?? null) }),
     message: {
       connection: "pulse",
       feed: "taskcluster",

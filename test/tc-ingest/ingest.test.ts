@@ -14,7 +14,7 @@ import type { IngestResult } from "../../src/jobs/tc-ingest/ingest-run.ts";
 import { Lifecycle } from "../../src/core/lifecycle.ts";
 import { createLogger } from "../../src/core/log.ts";
 import { createRedis, type Redis } from "../../src/core/redis.ts";
-import { startQueueApiStandIn, type QueueApiStandIn } from "../support/queue-api-server.ts";
+import { startQueueApiStandIn, type QueueApiStandIn } from "../../src/stand-ins/queue-api-server.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
 import { compareLocalesArtifacts, GECKO_STRINGS, hex40, realisticElmoJson, realSummary, slugid, standInTask, tcJob } from "./fixtures.ts";
@@ -330,17 +330,34 @@ describe("tc-ingest", () => {
     const community = standInTask({ taskId, artifacts: compareLocalesArtifacts(elmo, { prefix: "public/" }), source: "https://github.com/mozilla-l10n/firefox-l10n/blob/main/.taskcluster.yml" });
     communityTc.addTask(community);
 
-    const jobs = await Promise.all([run(tcJob(firefoxCi.rootUrl, community)), run(tcJob(`${communityTc.rootUrl}/`, community, { withMessage: false }))]);
+    const jobs = await Promise.all([run(tcJob(firefoxCi.rootUrl, community)), run(tcJob(`${communityTc.rootUrl}/`, community, { withMessage: false, carries: "null" }))]);
     expect(jobs.map((job) => job.failedReason)).toEqual([undefined, undefined]);
 
     const builds = await env.db.build.findMany({ where: { taskId }, orderBy: { rootUrl: "asc" }, include: { comparisons: { include: { revisions: true } } } });
     expect(builds.map((b) => b.rootUrl).sort()).toEqual([firefoxCi.rootUrl, communityTc.rootUrl].sort());
     const fromCommunity = builds.find((b) => b.rootUrl === communityTc.rootUrl)!;
-    // Without a message, the run's resolution comes from the Queue API's status.
+    // Not announced, the run's resolution comes from the Queue API's status.
     expect(fromCommunity).toMatchObject({ repository: "https://github.com/mozilla-l10n/firefox-l10n", state: "completed", resolvedAt: new Date("2026-03-02T14:16:58.906Z") });
     expect(fromCommunity.comparisons[0]!.artifactUrl).toMatch(new RegExp(`^${communityTc.rootUrl}/api/queue/v1/task/${taskId}/runs/0/artifacts/public%2Fcompares%2F`));
     expect(fromCommunity.comparisons.flatMap((c) => c.revisions.map((r) => r.repository))).toContain("https://github.com/l10n-central/de");
     expect(communityTc.count(new RegExp(`/task/${taskId}/status$`))).toBe(1);
+  });
+
+  it("takes the run's resolution from the job, from the message of a job queued before jobs carried it, else from the Queue API", async () => {
+    const tasks = [0, 1, 2].map(() => standInTask({ artifacts: [] }));
+    for (const task of tasks) communityTc.addTask(task);
+    const [carried, legacy, neither] = await Promise.all([
+      // The original message is not read: it announces nothing here.
+      run(tcJob(communityTc.rootUrl, tasks[0]!, { withMessage: false, resolved: "2026-03-03T10:00:00.000Z" })),
+      // Queued by an earlier version: no `resolved`, the message has it.
+      run(tcJob(communityTc.rootUrl, tasks[1]!, { resolved: "2026-03-04T10:00:00.000Z", carries: "nothing" })),
+      run(tcJob(communityTc.rootUrl, tasks[2]!, { withMessage: false, carries: "nothing" })),
+    ]);
+    expect([carried, legacy, neither].map((job) => job.failedReason)).toEqual([undefined, undefined, undefined]);
+    expect("resolved" in legacy.data).toBe(false);
+    const resolvedAt = async (taskId: string) => (await env.db.build.findFirstOrThrow({ where: { taskId } })).resolvedAt?.toISOString();
+    expect(await Promise.all(tasks.map((task) => resolvedAt(task.taskId)))).toEqual(["2026-03-03T10:00:00.000Z", "2026-03-04T10:00:00.000Z", "2026-03-02T14:16:58.906Z"]);
+    expect(tasks.map((task) => communityTc.count(new RegExp(`/task/${task.taskId}/status$`)))).toEqual([0, 0, 1]);
   });
 
   it("fails a job that names no valid run, without asking Taskcluster", async () => {

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PermanentError } from "../../src/core/permanent-error.ts";
 import { QueueApi } from "../../src/jobs/tc-ingest/queue-api.ts";
-import { startQueueApiStandIn, type QueueApiStandIn } from "../support/queue-api-server.ts";
+import { startQueueApiStandIn, type QueueApiStandIn } from "../../src/stand-ins/queue-api-server.ts";
 import { compareLocalesArtifacts, hex40, realisticElmoJson, slugid, standInTask } from "./fixtures.ts";
 
 let standIn: QueueApiStandIn;

@@ -1,5 +1,6 @@
 /**
- * Writes repository history (PRODUCT §6, §9) with bulk statements.
+ * Writes repository history (the Repository, Push, Changeset and File tables of
+ * prisma/schema.prisma) with bulk statements.
  *
  * Every statement is idempotent, so a retried or concurrent sync converges:
  * - Changeset: `INSERT ... ON CONFLICT (revision) DO UPDATE ... WHERE
@@ -10,12 +11,10 @@
  *   writers sharing history (forks) take row locks in the same order.
  * - memberships, parents, files, pushes: ON CONFLICT DO NOTHING.
  */
-import type { Database } from "../../storage/prisma.ts";
+import type { Database, Transaction } from "../../storage/prisma.ts";
 import type { ChangesetRecord } from "../../vcs/backend.ts";
 
-type Tx = Parameters<Parameters<Database["$transaction"]>[0]>[0];
-
-async function idsByRevision(tx: Tx, revisions: string[]): Promise<Map<string, number>> {
+async function idsByRevision(tx: Transaction, revisions: string[]): Promise<Map<string, number>> {
   const rows = await tx.$queryRaw<Array<{ id: number; revision: string }>>`
     SELECT id, revision FROM "Changeset" WHERE revision = ANY(${revisions}::bpchar[])`;
   return new Map(rows.map((row) => [row.revision.trim(), row.id]));
@@ -141,7 +140,7 @@ export async function storePushes(db: Database, repositoryId: number, pushes: Pu
   );
 }
 
-async function linkPushChangesets(tx: Tx, inserted: Array<{ id: number; pushId: number }>, pushes: PushRecord[]): Promise<void> {
+async function linkPushChangesets(tx: Transaction, inserted: Array<{ id: number; pushId: number }>, pushes: PushRecord[]): Promise<void> {
   const byPushId = new Map(pushes.map((p) => [p.pushId, p]));
   const allRevisions = [...new Set(inserted.flatMap((row) => byPushId.get(row.pushId)!.revisions))];
   if (allRevisions.length === 0) return;
@@ -160,14 +159,18 @@ async function linkPushChangesets(tx: Tx, inserted: Array<{ id: number; pushId: 
  * pushlog: ids count events in arrival order). A redelivered event id adds
  * nothing. Returns the push id, or undefined if the event was stored before.
  */
-export async function storeGitPush(db: Database, repositoryId: number, push: { eventId: string; user: string; pushedAt: Date; revisions: string[] }): Promise<number | undefined> {
+export async function storeGitPush(
+  db: Database,
+  repositoryId: number,
+  push: { eventId: string; user: string; pushedAt: Date; revisions: string[]; source: "pulse" | "webhook" },
+): Promise<number | undefined> {
   return db.$transaction(async (tx) => {
     // Row lock on the repository: push ids are handed out one at a time.
     const [repo] = await tx.$queryRaw<Array<{ lastPushId: number }>>`SELECT "lastPushId" FROM "Repository" WHERE id = ${repositoryId} FOR UPDATE`;
     const pushId = (repo?.lastPushId ?? 0) + 1;
     const inserted = await tx.$queryRaw<Array<{ id: number; pushId: number }>>`
-      INSERT INTO "Push" ("repositoryId", "pushId", "user", "pushedAt", "eventId")
-      VALUES (${repositoryId}, ${pushId}, ${push.user}, ${push.pushedAt}, ${push.eventId})
+      INSERT INTO "Push" ("repositoryId", "pushId", "user", "pushedAt", "eventId", "source")
+      VALUES (${repositoryId}, ${pushId}, ${push.user}, ${push.pushedAt}, ${push.eventId}, ${push.source}::"PushSource")
       ON CONFLICT DO NOTHING RETURNING id, "pushId"`;
     if (inserted.length === 0) return undefined;
     await linkPushChangesets(tx, inserted, [{ pushId, user: push.user, pushedAt: push.pushedAt, revisions: push.revisions }]);

@@ -6,7 +6,7 @@
 import type { PoolDefinition } from "../pool.ts";
 import { processHgSyncJob, RECONCILE_ALL } from "./processor.ts";
 
-export const RECONCILE_SCHEDULER_ID = "reconcile-all";
+const RECONCILE_SCHEDULER_ID = "reconcile-all";
 
 export const hgSyncPool: PoolDefinition<"hg-sync"> = {
   queue: "hg-sync",

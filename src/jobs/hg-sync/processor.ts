@@ -48,7 +48,7 @@ export interface ProcessorDeps {
   workerName: string;
 }
 
-export function lockKey(config: Config, repoUrl: string): string {
+function lockKey(config: Config, repoUrl: string): string {
   return `${config.redis.prefix}:hg-sync:lock:${repositoryKey(repoUrl)}`;
 }
 

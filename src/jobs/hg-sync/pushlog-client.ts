@@ -28,7 +28,7 @@ export const PUSHLOG_PAGE_SIZE = 200;
  * A sanity bound on one page (decoded), far above what 200 pushes with
  * `full=1` take even for merge pushes of thousands of changesets.
  */
-export const PUSHLOG_MAX_BYTES = 256 * 1024 * 1024;
+const PUSHLOG_MAX_BYTES = 256 * 1024 * 1024;
 
 function changesetNode(entry: unknown): string | undefined {
   if (typeof entry === "string") return entry.toLowerCase();

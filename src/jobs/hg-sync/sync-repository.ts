@@ -7,8 +7,11 @@
  *   changesets first and then its pushes with the new `lastPushId` (one
  *   transaction), so an interrupted sync resumes where it stopped.
  * - newrepo additionally stores every changeset reachable from the heads.
- * - git push: the pushed commits not yet stored, then one Push for the event.
- * - git reconcile: every commit reachable from the branches not yet stored.
+ * - git push: the pushed commits not yet stored, then one Push for the event
+ *   (none for commits a poll already stored as a push).
+ * - git reconcile: every commit reachable from the branches not yet stored;
+ *   once the repository has history, one Push per branch update
+ *   (poll-pushes.ts).
  */
 import type { Database } from "../../storage/prisma.ts";
 import type { Logger } from "../../core/log.ts";
@@ -16,7 +19,9 @@ import type { ChangesetRecord, VcsBackend } from "../../vcs/backend.ts";
 import { updateClone } from "../../vcs/clone-store.ts";
 import { MissingRevisionError } from "../../vcs/missing-revision-error.ts";
 import type { GitPushJob } from "../../contract/contracts.ts";
+import { gitPushSource } from "../../contract/push-source.ts";
 import { knownRevisions, linkChangesets, storeChangesets, storeGitPush, storePushes } from "./history-writer.ts";
+import { hasHistory, pushesByBranchTip, revisionsInPushes, storePollPushes } from "./poll-pushes.ts";
 import { fetchPushlogPage, PUSHLOG_PAGE_SIZE, type PushlogPage } from "./pushlog-client.ts";
 import type { TrackedRepository } from "./tracking.ts";
 
@@ -45,8 +50,16 @@ const BATCH = 2000;
 /**
  * Stores the given revisions (oldest first) that the repository lacks, in
  * batches; the next batch is read from the clone while one is being written.
+ * `fresh`, when given, receives each stored revision with its parents.
  */
-async function storeMissing(context: SyncContext, repo: TrackedRepository, clonePath: string, revisions: string[], progress = false): Promise<number> {
+async function storeMissing(
+  context: SyncContext,
+  repo: TrackedRepository,
+  clonePath: string,
+  revisions: string[],
+  progress = false,
+  fresh?: Map<string, string[]>,
+): Promise<number> {
   const { db, log, backend } = context;
   let stored = 0;
   const started = Date.now();
@@ -66,6 +79,7 @@ async function storeMissing(context: SyncContext, repo: TrackedRepository, clone
     next?.catch(() => {});
     context.assertHeld();
     stored += await storeChangesets(db, repo.id, records);
+    for (const record of records) fresh?.set(record.revision, record.parents);
     if (progress || revisions.length > BATCH) {
       log.info({ repository: repo.name, done: Math.min(start + BATCH, revisions.length), total: revisions.length, elapsedMs: Date.now() - started }, "storing history");
     }
@@ -130,10 +144,23 @@ export async function syncRepository(
   // git
   const heads = await backend.heads(clone.path);
   if (work.kind !== "git-push") {
-    outcome.changesetsStored += await storeMissing(context, repo, clone.path, await backend.ancestors(clone.path, heads), true);
+    const fresh = (await hasHistory(db, repo.id)) ? new Map<string, string[]>() : undefined;
+    const all = await backend.ancestors(clone.path, heads);
+    outcome.changesetsStored += await storeMissing(context, repo, clone.path, all, true, fresh);
+    // New commits reaching down to a root are history (an unrelated branch
+    // pushed whole), not a push.
+    if (fresh?.size && ![...fresh.values()].some((parents) => parents.length === 0)) {
+      context.assertHeld();
+      const pushIds = await storePollPushes(db, repo.id, pushesByBranchTip(heads, all, fresh), new Date());
+      outcome.pushesStored += pushIds.length;
+      if (pushIds.length) outcome.lastPushId = pushIds.at(-1)!;
+    }
     return outcome;
   }
   const { push } = work;
+  // The first sync of a repository imports every branch's history, whichever
+  // job runs it, so that later polls see only what is new (poll-pushes.ts).
+  if (!(await hasHistory(db, repo.id))) outcome.changesetsStored += await storeMissing(context, repo, clone.path, await backend.ancestors(clone.path, heads), true);
   const existing = await db.push.findUnique({ where: { repositoryId_eventId: { repositoryId: repo.id, eventId: push.eventId } }, select: { pushId: true } });
   if (existing) {
     outcome.gitPushId = existing.pushId;
@@ -156,9 +183,22 @@ export async function syncRepository(
   outcome.changesetsStored += await storeMissing(context, repo, clone.path, reachable, true);
   const reachableSet = new Set(reachable);
   const eventCommits = push.commits.map((c) => c.toLowerCase()).filter((c) => reachableSet.has(c));
-  const pushRevisions = eventCommits.length ? eventCommits : reachable.slice(-250);
+  const candidates = eventCommits.length ? eventCommits : reachable.slice(-250);
+  // Commits a poll (or another event) already stored as a push are not pushed twice.
+  const pushed = await revisionsInPushes(db, repo.id, candidates);
+  const pushRevisions = candidates.filter((revision) => !pushed.has(revision));
+  if (candidates.length > 0 && pushRevisions.length === 0) {
+    log.info({ eventId: push.eventId }, "every commit of the push is already part of a stored push (a poll found it first): no push added");
+    return outcome;
+  }
   context.assertHeld();
-  outcome.gitPushId = await storeGitPush(db, repo.id, { eventId: push.eventId, user: push.pusher, pushedAt: new Date(push.pushedAt), revisions: pushRevisions });
+  outcome.gitPushId = await storeGitPush(db, repo.id, {
+    eventId: push.eventId,
+    user: push.pusher,
+    pushedAt: new Date(push.pushedAt),
+    revisions: pushRevisions,
+    source: gitPushSource(push),
+  });
   if (outcome.gitPushId !== undefined) {
     outcome.pushesStored = 1;
     outcome.lastPushId = outcome.gitPushId;

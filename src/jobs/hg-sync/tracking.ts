@@ -6,6 +6,7 @@
 import type { Database } from "../../storage/prisma.ts";
 import type { RepositoryKind } from "../../storage/prisma.ts";
 import { checkRepositoryUrl } from "../../vcs/url-policy.ts";
+import { trimTrailingSlashes } from "../../core/urls.ts";
 
 export interface TrackedRepository {
   id: number;
@@ -16,9 +17,9 @@ export interface TrackedRepository {
   archived: boolean;
 }
 
-/** URL without trailing slashes, for lookups (the stored URLs are canonical). */
-export function lookupUrl(url: string): string {
-  return url.trim().replace(/\/+$/, "");
+/** URL without surrounding blanks or trailing slashes, for lookups (the stored URLs are canonical). */
+function lookupUrl(url: string): string {
+  return trimTrailingSlashes(url.trim());
 }
 
 export async function findRepository(db: Database, repoUrl: string): Promise<TrackedRepository | undefined> {
@@ -31,10 +32,10 @@ export async function findRepository(db: Database, repoUrl: string): Promise<Tra
 }
 
 /** The kind a URL implies: github.com or a `.git` path means git. */
-export function kindFromUrl(url: string): RepositoryKind {
+function kindFromUrl(url: string): RepositoryKind {
   try {
     const parsed = new URL(url);
-    return parsed.hostname === "github.com" || parsed.pathname.replace(/\/+$/, "").endsWith(".git") ? "git" : "hg";
+    return parsed.hostname === "github.com" || trimTrailingSlashes(parsed.pathname).endsWith(".git") ? "git" : "hg";
   } catch {
     return "hg";
   }

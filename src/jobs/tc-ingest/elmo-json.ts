@@ -16,6 +16,7 @@
  * path, e.g. `comparisons[2].summary.missing`.
  */
 import { z } from "zod";
+import { SUMMARY_FIELDS, type SummaryField } from "../../storage/comparison-counts.ts";
 
 /** compare-locales counts strings and words of a whole product; 10^9 is far beyond any real tree. */
 const MAX_COUNT = 1_000_000_000;
@@ -23,7 +24,7 @@ const MAX_COUNT = 1_000_000_000;
 /** The most ELMO_JSON_MAX_COMPARISONS may allow; the default is lower (config.ts). */
 export const MAX_COMPARISONS = 100_000;
 /** Without a configured limit. */
-export const DEFAULT_MAX_COMPARISONS = 5_000;
+const DEFAULT_MAX_COMPARISONS = 5_000;
 
 const count = z.number().int().min(0).max(MAX_COUNT);
 
@@ -65,19 +66,7 @@ const revision = z
   .regex(/^[0-9a-fA-F]{40}$/, "must be a full 40-hex revision")
   .transform((hash) => hash.toLowerCase());
 
-const summary = z.object({
-  errors: count,
-  warnings: count,
-  missing: count,
-  missing_w: count,
-  report: count,
-  obsolete: count,
-  changed: count,
-  changed_w: count,
-  unchanged: count,
-  unchanged_w: count,
-  keys: count,
-});
+const summary = z.object(Object.fromEntries(SUMMARY_FIELDS.map((field) => [field, count])) as Record<SummaryField, typeof count>);
 
 const comparison = z.object({
   locale,
@@ -87,7 +76,7 @@ const comparison = z.object({
   summary,
 });
 
-export const elmoJsonSchema = z
+const elmoJsonSchema = z
   .object({
     version: z.string().regex(/^1\.\d+$/, 'must be "1.x" (this worker reads version 1 of the format)'),
     "compare-locales": cleanText(100),

@@ -17,9 +17,11 @@ import { PermanentError } from "../../core/permanent-error.ts";
 import { detailArtifact, findElmoJson } from "./artifact-names.ts";
 import { completion, formatPath, parseElmoJson, type ElmoComparison } from "./elmo-json.ts";
 import type { QueueApi } from "./queue-api.ts";
-import { repositoryOfSource, resolveRepositoryPath, withoutTrailingSlash } from "./repository-urls.ts";
-import { runStatusFromMessage } from "./run-status.ts";
+import { repositoryOfSource, resolveRepositoryPath } from "./repository-urls.ts";
+import { trimTrailingSlashes } from "../../core/urls.ts";
+import { announcedRunStatus } from "./run-status.ts";
 import { storeBuild, type ComparisonRecord } from "./store-build.ts";
+import { countsFromSummary } from "../../storage/comparison-counts.ts";
 
 export interface IngestDependencies {
   db: Database;
@@ -52,6 +54,8 @@ const jobSchema = z.object({
   runId: z.number().int().min(0).max(1000),
   state: z.string().min(1).max(64),
   taskGroupId: z.string().max(64).optional().catch(undefined),
+  // Absent from jobs queued by earlier versions (then the message says it); unreadable: ask the Queue API.
+  resolved: z.iso.datetime({ offset: true }).nullable().optional().catch(null),
 });
 
 export async function ingestRun(job: TcIngestJob, deps: IngestDependencies): Promise<IngestResult> {
@@ -61,9 +65,9 @@ export async function ingestRun(job: TcIngestJob, deps: IngestDependencies): Pro
     throw new PermanentError(`job does not name a Taskcluster run: ${formatPath(issue.path)}: ${issue.message}`);
   }
   const { taskId, runId } = parsedJob.data;
-  const rootUrl = withoutTrailingSlash(parsedJob.data.rootUrl);
+  const rootUrl = trimTrailingSlashes(parsedJob.data.rootUrl);
   const api = deps.queueApi(rootUrl);
-  const announced = runStatusFromMessage(job);
+  const announced = announcedRunStatus(job, parsedJob.data);
 
   // Independent requests: one round trip of latency instead of two or three.
   const [task, artifacts, status] = await Promise.all([
@@ -94,14 +98,14 @@ export async function ingestRun(job: TcIngestJob, deps: IngestDependencies): Pro
   if (!parsed.ok) throw new PermanentError(`${where}: ${parsed.reason}`);
   const elmo = parsed.elmo;
 
-  const repository = elmo.repository ? withoutTrailingSlash(elmo.repository) : repositoryOfSource(task.source);
+  const repository = elmo.repository ? trimTrailingSlashes(elmo.repository) : repositoryOfSource(task.source);
   const artifactsByName = new Map(artifacts.map((artifact) => [artifact.name, artifact]));
   const comparisons = elmo.comparisons.map((entry, index): ComparisonRecord => {
     const detail = detailArtifact(artifactsByName, elmoArtifact.name, entry.artifact);
     return {
       locale: entry.locale,
       config: entry.config,
-      counts: countsOf(entry),
+      counts: countsFromSummary(entry.summary),
       completion: completion(entry.summary),
       artifactName: detail.name,
       artifactUrl: api.artifactUrl(taskId, runId, detail.name),
@@ -116,23 +120,6 @@ export async function ingestRun(job: TcIngestJob, deps: IngestDependencies): Pro
     "run ingested",
   );
   return { buildId: stored.buildId, state: build.state, elmoJson: elmoArtifact.name, comparisons: comparisons.length, placeholdersCreated: stored.placeholdersCreated };
-}
-
-function countsOf(entry: ElmoComparison): ComparisonRecord["counts"] {
-  const s = entry.summary;
-  return {
-    errors: s.errors,
-    warnings: s.warnings,
-    missing: s.missing,
-    missingW: s.missing_w,
-    report: s.report,
-    obsolete: s.obsolete,
-    changed: s.changed,
-    changedW: s.changed_w,
-    unchanged: s.unchanged,
-    unchangedW: s.unchanged_w,
-    keys: s.keys,
-  };
 }
 
 /** Resolves each revisions key to a repository URL; two keys naming one repository must agree. */

@@ -1,6 +1,6 @@
 /**
  * `pulse-bridge worker tc-ingest`: compare-locales results from Taskcluster
- * into Build and Comparison rows (PRODUCT §7). Jobs are I/O bound (three
+ * into Build and Comparison rows. Jobs are I/O bound (three
  * Queue API round trips and one transaction), so the pool runs several at
  * once (TC_INGEST_CONCURRENCY, --concurrency).
  */

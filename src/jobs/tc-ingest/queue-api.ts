@@ -27,7 +27,7 @@ const CLIENT_RETRIES = 2;
 /** A guard against a listing that never ends (a buggy server, a token loop). */
 const MAX_ARTIFACT_PAGES = 200;
 /** Without a configured cap (ELMO_JSON_MAX_BYTES), artifacts are read up to this many bytes. */
-export const DEFAULT_MAX_ARTIFACT_BYTES = 4 * 1024 * 1024;
+const DEFAULT_MAX_ARTIFACT_BYTES = 4 * 1024 * 1024;
 
 /** Error codes of Taskcluster's API library: safe to repeat, they are not free text. */
 const TASKCLUSTER_ERROR_CODES = new Set([
@@ -208,7 +208,7 @@ export class QueueApi {
  * 4xx answers are permanent for this job, except 408 and 429 (slow down,
  * try later); everything else (5xx, odd statuses) may heal.
  */
-export function classifyStatus(status: number, message: string): Error {
+function classifyStatus(status: number, message: string): Error {
   const permanent = status >= 400 && status < 500 && status !== 408 && status !== 429;
   return permanent ? new PermanentError(message) : new Error(message);
 }

@@ -5,6 +5,7 @@
  * Stored URLs carry no trailing slash, like the `repo_url` of hg push
  * messages and the Repository rows of hg-sync.
  */
+import { trimTrailingSlashes } from "../../core/urls.ts";
 
 /**
  * The repository a task definition came from: `metadata.source` points at a
@@ -26,7 +27,7 @@ export function repositoryOfSource(source: string | undefined): string | undefin
     return owner && repo ? `${url.origin}/${owner}/${repo.replace(/\.git$/, "")}` : undefined;
   }
   const hgFile = /^(.*?)\/(?:file|raw-file|rev|log|annotate)\/[^/]+(?:\/|$)/.exec(url.pathname);
-  return withoutTrailingSlash(`${url.origin}${hgFile ? hgFile[1] : url.pathname}`);
+  return trimTrailingSlashes(`${url.origin}${hgFile ? hgFile[1] : url.pathname}`);
 }
 
 /**
@@ -38,16 +39,12 @@ export function repositoryOfSource(source: string | undefined): string | undefin
  */
 export function resolveRepositoryPath(base: string | undefined, key: string): string | undefined {
   try {
-    const resolved = new URL(key, base === undefined ? undefined : `${withoutTrailingSlash(base)}/`);
+    const resolved = new URL(key, base === undefined ? undefined : `${trimTrailingSlashes(base)}/`);
     if (resolved.protocol !== "http:" && resolved.protocol !== "https:") return undefined;
     resolved.search = "";
     resolved.hash = "";
-    return withoutTrailingSlash(resolved.toString());
+    return trimTrailingSlashes(resolved.toString());
   } catch {
     return undefined;
   }
-}
-
-export function withoutTrailingSlash(url: string): string {
-  return url.replace(/\/+$/, "");
 }

@@ -15,9 +15,8 @@
  * rows are inserted in sorted order so two such transactions always take
  * their locks in the same order and cannot deadlock.
  */
-import type { Database } from "../../storage/prisma.ts";
-
-type Transaction = Parameters<Parameters<Database["$transaction"]>[0]>[0];
+import { COUNT_COLUMNS, type ComparisonCounts } from "../../storage/comparison-counts.ts";
+import { Prisma, type Database, type Transaction } from "../../storage/prisma.ts";
 
 export interface BuildRecord {
   rootUrl: string;
@@ -35,19 +34,7 @@ export interface BuildRecord {
 export interface ComparisonRecord {
   locale: string;
   config: string;
-  counts: {
-    errors: number;
-    warnings: number;
-    missing: number;
-    missingW: number;
-    report: number;
-    obsolete: number;
-    changed: number;
-    changedW: number;
-    unchanged: number;
-    unchangedW: number;
-    keys: number;
-  };
+  counts: ComparisonCounts;
   completion: number;
   artifactName: string;
   artifactUrl: string;
@@ -125,21 +112,19 @@ async function selectIds(tx: Transaction, locales: string[], revisions: string[]
 async function upsertComparisons(tx: Transaction, buildId: number, comparisons: ComparisonRecord[], localeIds: Map<string, number>): Promise<number[]> {
   if (comparisons.length === 0) return [];
   const column = <T>(pick: (c: ComparisonRecord) => T) => comparisons.map(pick);
-  const counts = (key: keyof ComparisonRecord["counts"]) => column((c) => c.counts[key]);
+  // The count columns come from COUNT_COLUMNS (identifiers of ours, never input).
+  const countNames = Prisma.raw(COUNT_COLUMNS.map((name) => `"${name}"`).join(", "));
+  const countArrays = Prisma.join(COUNT_COLUMNS.map((name) => Prisma.sql`${column((c) => c.counts[name])}::int[]`));
+  const countUpdates = Prisma.raw(COUNT_COLUMNS.map((name) => `"${name}" = EXCLUDED."${name}"`).join(", "));
   const rows = await tx.$queryRaw<Array<{ id: number; localeId: number; config: string }>>`
-    INSERT INTO "Comparison" ("buildId", "localeId", "config", "errors", "warnings", "missing", "missingW", "report", "obsolete",
-                              "changed", "changedW", "unchanged", "unchangedW", "keys", "completion", "artifactName", "artifactUrl", "artifactExpiresAt")
+    INSERT INTO "Comparison" ("buildId", "localeId", "config", ${countNames}, "completion", "artifactName", "artifactUrl", "artifactExpiresAt")
     SELECT ${buildId}::int, * FROM unnest(
       ${column((c) => localeIds.get(c.locale)!)}::int[], ${column((c) => c.config)}::text[],
-      ${counts("errors")}::int[], ${counts("warnings")}::int[], ${counts("missing")}::int[], ${counts("missingW")}::int[],
-      ${counts("report")}::int[], ${counts("obsolete")}::int[], ${counts("changed")}::int[], ${counts("changedW")}::int[],
-      ${counts("unchanged")}::int[], ${counts("unchangedW")}::int[], ${counts("keys")}::int[],
+      ${countArrays},
       ${column((c) => c.completion)}::float8[], ${column((c) => c.artifactName)}::text[], ${column((c) => c.artifactUrl)}::text[],
       ${column((c) => isoOrNull(c.artifactExpiresAt))}::timestamp(3)[])
     ON CONFLICT ("buildId", "localeId", "config") DO UPDATE SET
-      "errors" = EXCLUDED."errors", "warnings" = EXCLUDED."warnings", "missing" = EXCLUDED."missing", "missingW" = EXCLUDED."missingW",
-      "report" = EXCLUDED."report", "obsolete" = EXCLUDED."obsolete", "changed" = EXCLUDED."changed", "changedW" = EXCLUDED."changedW",
-      "unchanged" = EXCLUDED."unchanged", "unchangedW" = EXCLUDED."unchangedW", "keys" = EXCLUDED."keys",
+      ${countUpdates},
       "completion" = EXCLUDED."completion", "artifactName" = EXCLUDED."artifactName",
       "artifactExpiresAt" = EXCLUDED."artifactExpiresAt",
       -- a link resolved earlier stays valid only for the same artifact

@@ -38,7 +38,7 @@ declare module "taskcluster-client" {
     listArtifacts: ApiMethod<[taskId: string, runId: number | string, query?: { continuationToken?: string; limit?: number }], unknown>;
     getArtifact: ApiMethod<[taskId: string, runId: number | string, name: string], unknown>;
     /** The URL of a method call, arguments encoded as the client sends them (`/` in names as %2F). */
-    buildUrl(method: ApiMethod<any[], unknown>, ...args: Array<string | number | Record<string, unknown>>): string;
+    buildUrl(method: ApiMethod<never[], unknown>, ...args: Array<string | number | Record<string, unknown>>): string;
   }
 
   // CommonJS: Node's ESM loader cannot see its exports statically, so only

@@ -2,56 +2,43 @@
  * A stand-in for hg.mozilla.org: real Mercurial repositories served over
  * HTTP by `hg serve` (hgweb, so `hg clone/pull http://...` work for real),
  * behind a small Node proxy that answers `/<repo>/json-pushes` in
- * hg.mozilla.org's version 2 format from the pushes this server records.
+ * hg.mozilla.org's format (versions 1 and 2, full=1, startID exclusive and
+ * endID inclusive) from the pushes recorded here: the pushlog is a Mozilla
+ * extension that a plain `hg serve` does not have.
  *
- * Tests write changesets with `push(repo, commits)` (test/support/hg-commits.py:
- * one Python process per push, fast) and each call is one pushlog entry.
- * `holdBundles(repo)` makes the proxy hold that repository's changegroup
- * downloads until `release()`: a test can catch a worker in the middle of a pull.
+ * `push(repo, commits)` writes changesets (hg-commit-writer.ts) and records
+ * them as one pushlog entry; `commit()` writes history from before the
+ * pushlog. For the tests, the proxy records every request, can redirect a
+ * repository's pushlog, and `holdBundles(repo)` holds that repository's
+ * changegroup downloads until `release()`, to catch a worker mid-pull.
+ *
+ * Lifecycle: startHgServer() → createRepo() / push()… → close() (removes
+ * the repositories).
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { freePort } from "./free-port.ts";
+import { startHgCommitWriter, type CommitSpec } from "./hg-commit-writer.ts";
+
+export type { CommitSpec } from "./hg-commit-writer.ts";
 
 const run = promisify(execFile);
-const HG_ENV = { PATH: process.env.PATH ?? "/usr/bin:/bin", HGPLAIN: "1", HGRCPATH: "", HGENCODING: "utf-8", HGUSER: "Test <test@example.com>", HOME: tmpdir() };
-const COMMITS_SCRIPT = fileURLToPath(new URL("./hg-commits.py", import.meta.url));
-
-/** The Python that runs `hg` (its shebang), which can import mercurial. */
-export function hgPython(): string {
-  const hgPath = process.env.PATH!.split(":").map((dir) => path.join(dir, "hg")).find((file) => {
-    try {
-      readFileSync(file);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-  const shebang = hgPath ? readFileSync(hgPath, "utf8").split("\n")[0]! : "#!/usr/bin/python3";
-  return shebang.replace(/^#!\s*/, "").split(/\s+/)[0]!;
-}
-
-export interface CommitSpec {
-  /** Parent nodes; default: the repository's tip. Two for a merge. */
-  parents?: string[];
-  branch?: string;
-  user?: string;
-  /** `"<unix seconds> <tz offset>"` */
-  date?: string;
-  message?: string;
-  /** Raw bytes of the description, base64 (for non-UTF-8 content). */
-  messageBase64?: string;
-  /** path → content, or null to remove the file. */
-  files?: Record<string, string | null>;
-  /** dest → source: a copy/rename (remove the source in `files` for a rename). */
-  copies?: Record<string, string>;
-}
+const HG_ENV = {
+  PATH: process.env.PATH ?? "/usr/bin:/bin",
+  HGPLAIN: "1",
+  HGRCPATH: "",
+  HGENCODING: "utf-8",
+  HGUSER: "Test <test@example.com>",
+  HOME: tmpdir(),
+  // Mercurial's lazy imports race under hgweb's threads ("AttributeError:
+  // module 'mercurial.store' has no attribute ..."): load modules eagerly.
+  HGDEMANDIMPORT: "disable",
+};
 
 interface RecordedPush {
   id: number;
@@ -63,10 +50,11 @@ interface RecordedPush {
 
 export interface HgServer {
   url: string;
+  /** The folder the repositories live in. */
   root: string;
   repoUrl(name: string): string;
   createRepo(name: string): Promise<string>;
-  /** Commits the changesets and records them as one push; returns their nodes. */
+  /** Commits the changesets and records them as one push (default user pusher@example.com, date 1_700_000_000 + push id); returns their nodes. */
   push(name: string, commits: CommitSpec[], options?: { user?: string; date?: number }): Promise<{ pushId: number; nodes: string[] }>;
   /** Commits without recording a push (history from before the pushlog). */
   commit(name: string, commits: CommitSpec[]): Promise<string[]>;
@@ -77,11 +65,10 @@ export interface HgServer {
   release(): void;
   /** Makes `<repo>/json-pushes` answer `status` (a redirect) to `location`; undefined stops it. */
   redirectPushlog(name: string, location: string | undefined, status?: number): void;
-  /** Every request path seen (for assertions). */
+  /** Every request path seen (`METHOD /path?query`), for assertions. */
   requests: string[];
   close(): Promise<void>;
 }
-
 
 export async function startHgServer(): Promise<HgServer> {
   const root = await mkdtemp(path.join(tmpdir(), "pb-hg-upstream-"));
@@ -91,7 +78,7 @@ export async function startHgServer(): Promise<HgServer> {
   // refreshinterval 0: repositories created after start are served at once.
   await writeFile(config, `[paths]\n/ = ${repos}/**\n[web]\nrefreshinterval = 0\nallow_archive =\n`);
   const hgPort = await freePort();
-  const hg: ChildProcess = spawn("hg", ["serve", "--web-conf", config, "-a", "127.0.0.1", "-p", String(hgPort)], { env: HG_ENV, stdio: "ignore" });
+  const hg: ChildProcess = spawn("hg", ["serve", "--web-conf", config, "-a", "127.0.0.1", "-p", String(hgPort), "--errorlog", path.join(root, "hg-errors.log")], { env: HG_ENV, stdio: "ignore" });
   hg.on("error", () => {});
 
   const pushlogs = new Map<string, RecordedPush[]>();
@@ -132,6 +119,7 @@ export async function startHgServer(): Promise<HgServer> {
   function answerPushlog(name: string, url: URL, res: http.ServerResponse) {
     const send = (status: number, body: unknown) => {
       res.writeHead(status, { "content-type": "application/json" });
+      // hg.mozilla.org escapes < and > in its JSON.
       res.end(JSON.stringify(body, null, 1).replace(/</g, "\\u003c").replace(/>/g, "\\u003e"));
     };
     const pushes = pushlogs.get(name);
@@ -157,57 +145,9 @@ export async function startHgServer(): Promise<HgServer> {
   }
 
   await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
-  const port = (proxy.address() as AddressInfo).port;
-  const base = `http://127.0.0.1:${port}`;
+  const base = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
   await waitForHg(hgPort);
-
-  // One long-lived helper writes every commit (see hg-commits.py --serve).
-  const helper = spawn(hgPython(), [COMMITS_SCRIPT, "--serve"], { env: HG_ENV, stdio: ["pipe", "pipe", "inherit"] });
-  helper.on("error", () => {});
-  helper.stdin.on("error", () => {});
-  const answers: Array<(line: string) => void> = [];
-  let buffered = "";
-  helper.stdout.on("data", (chunk: Buffer) => {
-    buffered += chunk.toString("utf8");
-    let newline: number;
-    while ((newline = buffered.indexOf("\n")) >= 0) {
-      const line = buffered.slice(0, newline);
-      buffered = buffered.slice(newline + 1);
-      answers.shift()?.(line);
-    }
-  });
-  // Requests are answered in order; serialize them so each waits its turn.
-  let queue: Promise<unknown> = Promise.resolve();
-  function write(name: string, commits: CommitSpec[], describe: boolean): Promise<{ nodes: string[]; full: unknown[] }> {
-    const spec = {
-      repo: path.join(repos, name),
-      describe,
-      commits: commits.map((c) => ({
-        parents: c.parents,
-        branch: c.branch,
-        user: c.user,
-        date: c.date,
-        message: c.message,
-        ...(c.messageBase64 ? { message_b64: c.messageBase64 } : {}),
-        files: c.files ?? { [`file-${Math.random().toString(36).slice(2)}.txt`]: "content\n" },
-        copies: c.copies,
-      })),
-    };
-    const result = queue.then(
-      () =>
-        new Promise<{ nodes: string[]; full: unknown[] }>((resolve, reject) => {
-          answers.push((line) => {
-            const answer = JSON.parse(line) as { nodes?: string[]; full?: unknown[]; error?: string };
-            if (answer.error) reject(new Error(`hg-commits.py: ${answer.error}`));
-            else resolve({ nodes: answer.nodes!, full: answer.full! });
-          });
-          helper.stdin.write(JSON.stringify(spec) + "\n");
-        }),
-    );
-    queue = result.catch(() => {});
-    return result;
-  }
-  const commit = async (name: string, commits: CommitSpec[]) => (await write(name, commits, false)).nodes;
+  const writer = startHgCommitWriter(HG_ENV);
 
   function release() {
     holding.clear();
@@ -225,9 +165,9 @@ export async function startHgServer(): Promise<HgServer> {
       pushlogs.set(name, []);
       return `${base}/${name}`;
     },
-    commit,
+    commit: async (name, commits) => (await writer.write(path.join(repos, name), commits, false)).nodes,
     async push(name, commits, options = {}) {
-      const { nodes, full } = await write(name, commits, true);
+      const { nodes, full } = await writer.write(path.join(repos, name), commits, true);
       const list = pushlogs.get(name) ?? [];
       pushlogs.set(name, list);
       const pushId = list.length + 1;
@@ -241,23 +181,21 @@ export async function startHgServer(): Promise<HgServer> {
     release,
     async close() {
       release();
-      helper.stdin.end();
+      writer.close();
       proxy.closeAllConnections();
       await new Promise<void>((resolve) => proxy.close(() => resolve()));
-      hg.kill("SIGTERM");
+      // Waited for, so removing the folder does not race its error log.
+      if (hg.pid !== undefined && hg.exitCode === null && hg.signalCode === null) {
+        const exited = new Promise((resolve) => hg.once("exit", resolve));
+        hg.kill("SIGTERM");
+        await exited;
+      }
       await rm(root, { recursive: true, force: true });
     },
   };
 }
 
-export async function freePort(): Promise<number> {
-  const server = http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
+/** `hg serve` takes a moment to bind its port. */
 async function waitForHg(port: number): Promise<void> {
   for (let i = 0; i < 200; i++) {
     const ok = await new Promise<boolean>((resolve) => {

@@ -1,8 +1,12 @@
 /**
- * Local git repositories served over HTTP (smart protocol) by
- * `git http-backend` behind a small Node server, so git repositories are
- * cloned through the same http(s)-only URL policy as in production.
- * Tests commit into a work tree and push to the served bare repository.
+ * A stand-in for GitHub: local git repositories served over HTTP (smart
+ * protocol) by `git http-backend` behind a small Node server, so git
+ * repositories are cloned through the same http(s)-only URL policy as in
+ * production. Repositories are `<url>/<owner>/<name>.git`; commits are made
+ * in a work tree and pushed to the served bare repository.
+ *
+ * Lifecycle: startGitUpstream() → createRepo() / commit()… → close()
+ * (removes the repositories).
  */
 import { execFile, spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -14,13 +18,22 @@ import { promisify } from "node:util";
 
 const run = promisify(execFile);
 
+export interface GitCommitOptions {
+  /** Default main. */
+  branch?: string;
+  /** `Name <email>`, author and committer; default `Git Author <author@example.com>`. */
+  author?: string;
+  /** Author and committer date; default now. */
+  date?: Date;
+}
+
 export interface GitUpstream {
   url: string;
   repoUrl(name: string): string;
   createRepo(name: string): Promise<string>;
-  /** Commits `files` (null removes) on `branch` and pushes; returns the new sha. */
-  commit(name: string, files: Record<string, string | null>, message: string, branch?: string): Promise<string>;
-  /** Runs git in `name`'s work tree (stdin: `input`, raw bytes allowed); returns stdout. For crafted objects. */
+  /** Commits `files` (null removes) and pushes; returns the new sha. */
+  commit(name: string, files: Record<string, string | null>, message: string, options?: GitCommitOptions): Promise<string>;
+  /** Runs git in `name`'s work tree (stdin: `input`, raw bytes allowed); returns stdout. For crafted objects and for reading history. */
   git(name: string, args: string[], input?: Buffer | string): Promise<string>;
   /** Every request seen (`METHOD /path?query`), for assertions. */
   requests: string[];
@@ -33,6 +46,7 @@ export async function startGitUpstream(): Promise<GitUpstream> {
   const work = path.join(root, "work");
   await mkdir(served);
   await mkdir(work);
+  // No system or user configuration: the same git everywhere.
   const env = {
     PATH: process.env.PATH ?? "/usr/bin:/bin",
     HOME: root,
@@ -43,7 +57,7 @@ export async function startGitUpstream(): Promise<GitUpstream> {
     GIT_COMMITTER_NAME: "Git Author",
     GIT_COMMITTER_EMAIL: "author@example.com",
   };
-  const git = (cwd: string, ...args: string[]) => run("git", args, { cwd, env });
+  const git = (cwd: string, args: string[], extraEnv: Record<string, string> = {}) => run("git", args, { cwd, env: { ...env, ...extraEnv } });
 
   const requests: string[] = [];
   const server = http.createServer((req, res) => {
@@ -103,26 +117,26 @@ export async function startGitUpstream(): Promise<GitUpstream> {
       await run("git", ["init", "-q", "--bare", "-b", "main", bare], { env });
       const tree = path.join(work, name);
       await mkdir(tree, { recursive: true });
-      await git(tree, "init", "-q", "-b", "main");
-      await git(tree, "remote", "add", "origin", bare);
+      await git(tree, ["init", "-q", "-b", "main"]);
+      await git(tree, ["remote", "add", "origin", bare]);
       return `${base}/${name}.git`;
     },
-    async commit(name, files, message, branch = "main") {
+    async commit(name, files, message, { branch = "main", author, date } = {}) {
       const tree = path.join(work, name);
-      const branches = (await git(tree, "branch", "--list", branch)).stdout.trim();
-      const hasCommits = (await git(tree, "rev-parse", "--verify", "-q", "HEAD").catch(() => ({ stdout: "" }))).stdout.trim() !== "";
-      if (hasCommits) await git(tree, "checkout", "-q", ...(branches ? [branch] : ["-b", branch]));
+      const branches = (await git(tree, ["branch", "--list", branch])).stdout.trim();
+      const hasCommits = (await git(tree, ["rev-parse", "--verify", "-q", "HEAD"]).catch(() => ({ stdout: "" }))).stdout.trim() !== "";
+      if (hasCommits) await git(tree, ["checkout", "-q", ...(branches ? [branch] : ["-b", branch])]);
       for (const [file, content] of Object.entries(files)) {
-        if (content === null) await git(tree, "rm", "-q", file);
+        if (content === null) await git(tree, ["rm", "-q", file]);
         else {
           await mkdir(path.dirname(path.join(tree, file)), { recursive: true });
           await writeFile(path.join(tree, file), content);
-          await git(tree, "add", file);
+          await git(tree, ["add", file]);
         }
       }
-      await git(tree, "commit", "-q", "-m", message);
-      await git(tree, "push", "-q", "origin", branch);
-      return (await git(tree, "rev-parse", "HEAD")).stdout.trim();
+      await git(tree, ["commit", "-q", "-m", message], identity(author, date));
+      await git(tree, ["push", "-q", "origin", branch]);
+      return (await git(tree, ["rev-parse", "HEAD"])).stdout.trim();
     },
     git(name, args, input) {
       return new Promise((resolve, reject) => {
@@ -144,4 +158,16 @@ export async function startGitUpstream(): Promise<GitUpstream> {
       await rm(root, { recursive: true, force: true });
     },
   };
+}
+
+/** The environment that makes `author` (`Name <email>`) author and committer at `date`. */
+function identity(author: string | undefined, date: Date | undefined): Record<string, string> {
+  const env: Record<string, string> = {};
+  const match = author === undefined ? undefined : /^(.*?)\s*<([^>]+)>$/.exec(author);
+  if (author !== undefined) {
+    const [name, email] = match ? [match[1]!, match[2]!] : [author, "author@example.com"];
+    Object.assign(env, { GIT_AUTHOR_NAME: name, GIT_AUTHOR_EMAIL: email, GIT_COMMITTER_NAME: name, GIT_COMMITTER_EMAIL: email });
+  }
+  if (date) Object.assign(env, { GIT_AUTHOR_DATE: date.toISOString(), GIT_COMMITTER_DATE: date.toISOString() });
+  return env;
 }

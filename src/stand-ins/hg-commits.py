@@ -1,18 +1,20 @@
-"""Writes changesets into a local Mercurial repository in one process.
+"""Writes changesets into local Mercurial repositories, for the hg stand-in
+(hg-server.ts, through hg-commit-writer.ts) that the tests, benchmarks and
+the demo push to. Run with the Python that runs `hg`, since it imports
+mercurial.
 
-Test and benchmark helper (run with the Python that runs `hg`): reading a
-JSON list of commits on stdin is far faster than one `hg commit` per
-changeset, and lets a test store bytes that `hg commit` refuses (invalid
-UTF-8 in a description, as old real histories contain).
+One long-lived process, one JSON request per stdin line and one JSON answer
+per stdout line: far faster than one `hg commit` per changeset (~0.2 s of
+start-up each), and it can store bytes `hg commit` refuses (invalid UTF-8 in
+a description, as old real histories contain).
 
-stdin: {"repo": path, "commits": [{"parents": [node|"tip"|null...],
-        "branch": str, "user": str, "date": "<unix> 0",
-        "message": str, "message_b64": str (raw bytes, optional),
-        "files": {path: content-or-null (null = remove)},
-        "copies": {dest: source}}]}
-stdout: one node (40 hex) per commit, in order.
-With --serve: one JSON request per stdin line ({... "describe": true} adds
-the pushlog full entries), one JSON answer per stdout line.
+request: {"repo": path, "describe": bool, "commits": [{"parents": [node|"tip"|null...],
+          "branch": str, "user": str, "date": "<unix> 0",
+          "message": str, "message_b64": str (raw bytes, optional),
+          "files": {path: content-or-null (null = remove)},
+          "copies": {dest: source}}]}
+answer:  {"nodes": [40 hex per commit, in order], "full": [pushlog full=1 entries
+          when "describe" is set]} or {"error": text}
 """
 import base64
 import json
@@ -97,18 +99,13 @@ def write(spec):
     return out, [describe(repo, bytes.fromhex(n)) for n in out] if spec.get("describe") else []
 
 
-if len(sys.argv) > 1 and sys.argv[1] == "--serve":
-    # One request per line, one answer per line: saves ~0.2 s of start-up per push.
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        try:
-            nodes, full = write(json.loads(line))
-            answer = {"nodes": nodes, "full": full}
-        except Exception as error:  # reported to the caller, the loop goes on
-            answer = {"error": repr(error)}
-        sys.stdout.write(json.dumps(answer) + "\n")
-        sys.stdout.flush()
-else:
-    nodes, _ = write(json.load(sys.stdin))
-    sys.stdout.write("\n".join(nodes) + ("\n" if nodes else ""))
+for line in sys.stdin:
+    if not line.strip():
+        continue
+    try:
+        nodes, full = write(json.loads(line))
+        answer = {"nodes": nodes, "full": full}
+    except Exception as error:  # reported to the caller, the loop goes on
+        answer = {"error": repr(error)}
+    sys.stdout.write(json.dumps(answer) + "\n")
+    sys.stdout.flush()

@@ -1,18 +1,20 @@
 /**
- * A local stand-in for a Taskcluster deployment: the Queue API
+ * A stand-in for a Taskcluster deployment: the Queue API
  * (`<rootUrl>/api/queue/v1/...`) and a second "storage" server that the
- * Queue API redirects artifact downloads to, in the documented formats of
- * formats/taskcluster-queue-api/ (task definition, status, paged artifact
- * listing with continuationToken, getArtifact's 303 with
+ * Queue API redirects artifact downloads to, in the documented formats
+ * (test/fixtures/formats/taskcluster-queue-api/: task definition, status,
+ * paged artifact listing with continuationToken, getArtifact's 303 with
  * x-taskcluster-artifact-storage-type, 424 for error artifacts, error bodies
  * `{code, message, requestInfo}`). Artifacts are served gzip-encoded, as
- * generic-worker uploads them.
+ * generic-worker uploads them, so clients must decode as they do for real.
  *
  * Configurable: latency per request (both servers), artifact page size, and
  * scripted failures (`failNext`: an HTTP status, optionally with a Location
  * and a raw body, or a connection reset, for the next N matching requests).
  * `reference` artifacts redirect wherever their `url` says, as Taskcluster's
  * do. Every request is recorded in `requests`.
+ *
+ * Lifecycle: startQueueApiStandIn() → addTask()… → close().
  */
 import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -44,7 +46,7 @@ export interface StandInRun {
 
 export interface StandInTask {
   taskId: string;
-  /** The task definition (task.json); see compareLocalesTaskDefinition(). */
+  /** The task definition (task.json), as the Queue API's `task` answers it. */
   definition: Record<string, unknown>;
   runs: StandInRun[];
 }
@@ -107,10 +109,12 @@ export async function startQueueApiStandIn(options: { latencyMs?: number; pageSi
     failNext: (failure) => void failures.push({ times: 1, server: "queue", location: "", body: "", ...failure }),
     count: (path, server) => requests.filter((r) => path.test(r.path) && (!server || r.server === server)).length,
     close: async () => {
-      for (const server of [queue, storage]) {
-        server.closeAllConnections();
-        server.close();
-      }
+      await Promise.all(
+        [queue, storage].map((server) => {
+          server.closeAllConnections();
+          return new Promise<void>((resolve) => server.close(() => resolve()));
+        }),
+      );
     },
   };
 
