@@ -30,16 +30,16 @@ import { availableParallelism, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import amqp from "amqplib";
 import { Queue } from "bullmq";
-import { AMQP_SOCKET_OPTIONS } from "../src/pulse/amqp.ts";
 import { startBridge } from "../src/bridge/bridge.ts";
 import { feedQueueArguments } from "../src/bridge/feed-consumer.ts";
-import { routeMessage } from "../src/routing/route-message.ts";
 import { coalesceWrites } from "../src/bridge/write-coalescer.ts";
-import { loadConfig, pulseFeeds, type Config } from "../src/core/config.ts";
+import { type Config, loadConfig, pulseFeeds } from "../src/core/config.ts";
 import { createLogger } from "../src/core/log.ts";
 import { messagesEnqueued } from "../src/core/metrics.ts";
 import { createRedis } from "../src/core/redis.ts";
-import { declareExchanges, openPublisher, taskCompletedMessage, type Publisher } from "../test/support/pulse.ts";
+import { AMQP_SOCKET_OPTIONS } from "../src/pulse/amqp.ts";
+import { routeMessage } from "../src/routing/route-message.ts";
+import { declareExchanges, openPublisher, type Publisher, taskCompletedMessage } from "../test/support/pulse.ts";
 import { deletePulseObjects, deleteRedisKeys, SERVICES } from "../test/support/test-environment.ts";
 
 const { values: args } = parseArgs({
@@ -116,7 +116,14 @@ async function naive(): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     void channel.consume(tcFeed.queue, (message) => {
       const decision = routeMessage(
-        { feed: tcFeed, exchange: message!.fields.exchange, routingKey: message!.fields.routingKey, content: message!.content, headers: message!.properties.headers ?? {}, redelivered: false },
+        {
+          feed: tcFeed,
+          exchange: message!.fields.exchange,
+          routingKey: message!.fields.routingKey,
+          content: message!.content,
+          headers: message!.properties.headers ?? {},
+          redelivered: false,
+        },
         config,
       );
       if (decision.action !== "enqueue") return reject(new Error(`unexpected ${decision.action}`));
@@ -138,7 +145,14 @@ function jobsOfMessages(config: Config) {
   return Array.from({ length: M }, (_, i) => {
     const m = taskCompletedMessage(i, config);
     const decision = routeMessage(
-      { feed: tcFeed, exchange: m.exchange, routingKey: m.routingKey, content: Buffer.from(JSON.stringify(m.body)), headers: m.options.headers ?? {}, redelivered: false },
+      {
+        feed: tcFeed,
+        exchange: m.exchange,
+        routingKey: m.routingKey,
+        content: Buffer.from(JSON.stringify(m.body)),
+        headers: m.options.headers ?? {},
+        redelivered: false,
+      },
       config,
     );
     if (decision.action !== "enqueue") throw new Error(`unexpected ${decision.action}`);
@@ -277,7 +291,13 @@ async function timed(phase: () => Promise<number>): Promise<PhaseRun> {
     writeFileSync(process.env.BENCH_CPU_PROFILE!, JSON.stringify(profile));
     profiler.disconnect();
   }
-  return { ms, cpuMs: Math.round((used.user + used.system) / 1000), redisCpuMs: Math.round(after.redis - services.redis), rabbitCpuMs: Math.round(after.rabbitmq - services.rabbitmq), machineBusy };
+  return {
+    ms,
+    cpuMs: Math.round((used.user + used.system) / 1000),
+    redisCpuMs: Math.round(after.redis - services.redis),
+    rabbitCpuMs: Math.round(after.rabbitmq - services.rabbitmq),
+    machineBusy,
+  };
 }
 
 function line(label: string, run: PhaseRun, rawMs?: number): string {
@@ -291,7 +311,9 @@ async function main(): Promise<void> {
   await declareExchanges(publisher, base);
   await declareQueue();
   try {
-    console.log(`bridge benchmark: ${M} task-completed messages, prefetch ${base.pulse.prefetch}, Node ${process.version}, ${availableParallelism()} cores, load ${loadavg()[0]!.toFixed(2)}`);
+    console.log(
+      `bridge benchmark: ${M} task-completed messages, prefetch ${base.pulse.prefetch}, Node ${process.version}, ${availableParallelism()} cores, load ${loadavg()[0]!.toFixed(2)}`,
+    );
     // Each entry readies its phase (messages in the queue, or jobs built) and returns it.
     const phases: Record<string, () => Promise<() => Promise<number>>> = {
       raw: async () => {
@@ -340,7 +362,9 @@ async function main(): Promise<void> {
     const ratio = rawMs / bridgeMs;
     const roundRatio = median(rawRuns.map((r, i) => r.ms / bridgeRuns[i]!.ms));
     const cpuOf = (runs: PhaseRun[], key: "cpuMs" | "redisCpuMs" | "rabbitCpuMs") => median(runs.map((r) => r[key]));
-    console.log(`medians of ${rawRuns.length}: raw ${rate(rawMs)} msg/s, naive ${rate(naiveMs)} msg/s (ratio ${(rawMs / naiveMs).toFixed(2)}), BullMQ adds alone ${rate(median(addsRuns.map((r) => r.ms)))} jobs/s, pulse-bridge ${rate(bridgeMs)} msg/s`);
+    console.log(
+      `medians of ${rawRuns.length}: raw ${rate(rawMs)} msg/s, naive ${rate(naiveMs)} msg/s (ratio ${(rawMs / naiveMs).toFixed(2)}), BullMQ adds alone ${rate(median(addsRuns.map((r) => r.ms)))} jobs/s, pulse-bridge ${rate(bridgeMs)} msg/s`,
+    );
     console.log(
       `pulse-bridge CPU per message (medians): node ${((cpuOf(bridgeRuns, "cpuMs") * 1000) / M).toFixed(1)} µs, redis ${((cpuOf(bridgeRuns, "redisCpuMs") * 1000) / M).toFixed(1)} µs, rabbitmq ${((cpuOf(bridgeRuns, "rabbitCpuMs") * 1000) / M).toFixed(1)} µs; raw: node ${((cpuOf(rawRuns, "cpuMs") * 1000) / M).toFixed(1)} µs, rabbitmq ${((cpuOf(rawRuns, "rabbitCpuMs") * 1000) / M).toFixed(1)} µs`,
     );
@@ -354,7 +378,9 @@ async function main(): Promise<void> {
     console.log(
       `ceiling on this machine: consume ${cpuOf(rawRuns, "cpuMs")} + BullMQ adds ${addsCpuMs} + broker ${cpuOf(bridgeRuns, "rabbitCpuMs")} CPU ms over ${cores} cores >= ${Math.round(floorMs)} ms, so pulse-bridge / raw <= ${ceiling.toFixed(2)} for any bridge with no overhead of its own and every core busy`,
     );
-    console.log(`pulse-bridge / raw = ${ratio.toFixed(2)} (median of the rounds' own ratios ${roundRatio.toFixed(2)}; target >= 0.8: ${ratio >= 0.8 ? "met" : "MISSED"})`);
+    console.log(
+      `pulse-bridge / raw = ${ratio.toFixed(2)} (median of the rounds' own ratios ${roundRatio.toFixed(2)}; target >= 0.8: ${ratio >= 0.8 ? "met" : "MISSED"})`,
+    );
     console.log(
       JSON.stringify({
         messages: M,

@@ -14,10 +14,10 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { trackRepository } from "../src/jobs/hg-sync/tracking.ts";
-import { clonePathFor } from "../src/vcs/clone-path.ts";
 import { startHgServer } from "../src/stand-ins/hg-server.ts";
-import { createTestEnvironment } from "../test/support/test-environment.ts";
+import { clonePathFor } from "../src/vcs/clone-path.ts";
 import { message, openQueue, startWorker } from "../test/hg-sync/harness.ts";
+import { createTestEnvironment } from "../test/support/test-environment.ts";
 
 const run = promisify(execFile);
 const HG_ENV = { PATH: process.env.PATH ?? "/usr/bin:/bin", HGPLAIN: "1", HGRCPATH: "" };
@@ -42,7 +42,11 @@ async function main() {
         name,
         Array.from({ length: PER_PUSH }, (_, i) => {
           const n = p * PER_PUSH + i;
-          return { message: `change ${n}\n\nBug ${n} - a longer description line`, date: `${1_700_000_000 + n} 0`, files: { [`dir${n % 20}/file${n % 500}.ftl`]: `key${n} = value ${n}\n`, ...(n % 50 === 0 ? { [`new/f${n}.ftl`]: "x\n" } : {}) } };
+          return {
+            message: `change ${n}\n\nBug ${n} - a longer description line`,
+            date: `${1_700_000_000 + n} 0`,
+            files: { [`dir${n % 20}/file${n % 500}.ftl`]: `key${n} = value ${n}\n`, ...(n % 50 === 0 ? { [`new/f${n}.ftl`]: "x\n" } : {}) },
+          };
         }),
       );
     }
@@ -56,7 +60,9 @@ async function main() {
     const fullMs = (full.finishedOn ?? Date.now()) - (full.processedOn ?? started);
     const stored = await env.db.changeset.count();
     const syncRun = await env.db.syncRun.findFirstOrThrow({ where: { jobId: full.id! } });
-    console.log(`from scratch: ${stored} changesets, ${PUSHES} pushes in ${(fullMs / 1000).toFixed(2)} s (clone included) = ${Math.round(stored / (fullMs / 1000))} changesets/s (target >= 2000)`);
+    console.log(
+      `from scratch: ${stored} changesets, ${PUSHES} pushes in ${(fullMs / 1000).toFixed(2)} s (clone included) = ${Math.round(stored / (fullMs / 1000))} changesets/s (target >= 2000)`,
+    );
     void syncRun;
 
     // Small pushes: the worker's sync vs hg pull + pushlog request on a twin clone.
@@ -66,7 +72,10 @@ async function main() {
     const synced: number[] = [];
     const raw: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      const { pushId } = await hg.push(name, Array.from({ length: 3 }, (_, i) => ({ message: `small ${round}.${i}`, files: { [`small/${i}.ftl`]: `${round}\n` } })));
+      const { pushId } = await hg.push(
+        name,
+        Array.from({ length: 3 }, (_, i) => ({ message: `small ${round}.${i}`, files: { [`small/${i}.ftl`]: `${round}\n` } })),
+      );
       started = performance.now();
       await run("hg", ["pull", "-R", twin, "--", url], { env: HG_ENV });
       const answer = await fetch(`${url}/json-pushes?version=2&full=1&startID=${pushId - 1}&endID=${pushId}`);
@@ -78,7 +87,9 @@ async function main() {
       synced.push(job.finishedOn! - job.processedOn!);
     }
     const ratio = median(synced) / median(raw);
-    console.log(`small push (3 changesets), median of ${ROUNDS}: synced ${median(synced).toFixed(0)} ms, raw hg pull + pushlog ${median(raw).toFixed(0)} ms, ratio ${ratio.toFixed(2)} (target <= 1.5)`);
+    console.log(
+      `small push (3 changesets), median of ${ROUNDS}: synced ${median(synced).toFixed(0)} ms, raw hg pull + pushlog ${median(raw).toFixed(0)} ms, ratio ${ratio.toFixed(2)} (target <= 1.5)`,
+    );
   } finally {
     await worker.stop();
     await jobs.close();

@@ -42,7 +42,10 @@ const published = new Map<string, number>();
 const latencies: number[] = [];
 let seen = 0;
 
-const bridge = spawn(process.execPath, ["dist/cli.js", "bridge"], { env: { ...process.env, ...env.env, LOG_LEVEL: "warn" }, stdio: ["ignore", "ignore", "inherit"] });
+const bridge = spawn(process.execPath, ["dist/cli.js", "bridge"], {
+  env: { ...process.env, ...env.env, LOG_LEVEL: "warn" },
+  stdio: ["ignore", "ignore", "inherit"],
+});
 const bridgeExited = new Promise<number | null>((resolve) => bridge.on("exit", resolve));
 const connection = createRedis(env.config.redis.url, "worker");
 const worker = new Worker<TcIngestJob>(
@@ -87,7 +90,10 @@ try {
     while (sent < due) {
       const message = taskCompletedMessage(sent, env.config);
       published.set(message.taskId, performance.now());
-      publisher.channel.publish(message.exchange, message.routingKey, Buffer.from(JSON.stringify(message.body)), { ...message.options, contentType: "application/json" });
+      publisher.channel.publish(message.exchange, message.routingKey, Buffer.from(JSON.stringify(message.body)), {
+        ...message.options,
+        contentType: "application/json",
+      });
       sent++;
     }
     await new Promise((resolve) => setTimeout(resolve, tickMs));
@@ -99,7 +105,9 @@ try {
 
   latencies.sort((a, b) => a - b);
   const pick = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!.toFixed(1);
-  console.log(`publish → job active, ${total} task-completed messages at ${rate} msg/s (achieved ${(total / publishSeconds).toFixed(0)} msg/s), first ${warmupS} s excluded (${latencies.length} measured)`);
+  console.log(
+    `publish → job active, ${total} task-completed messages at ${rate} msg/s (achieved ${(total / publishSeconds).toFixed(0)} msg/s), first ${warmupS} s excluded (${latencies.length} measured)`,
+  );
   console.log(`p50 ${pick(0.5)} ms   p90 ${pick(0.9)} ms   p99 ${pick(0.99)} ms   max ${latencies.at(-1)!.toFixed(1)} ms`);
 } finally {
   bridge.kill("SIGTERM");

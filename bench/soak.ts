@@ -17,20 +17,21 @@
  * memory keeps growing (last third vs middle third), its p99 latency drifts
  * up, or the Pulse backlog grows without bound.
  */
+
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
 import { QueueEvents } from "bullmq";
-import { pulseFeeds } from "../src/core/config.ts";
-import { closeQueues, openQueues } from "../src/contract/queues.ts";
-import { createRedis } from "../src/core/redis.ts";
-import { ProcessGroup, ROOT } from "../chaos/processes.ts";
 import { seededRandom } from "../chaos/ledger.ts";
+import { ProcessGroup, ROOT } from "../chaos/processes.ts";
+import { closeQueues, openQueues } from "../src/contract/queues.ts";
+import { pulseFeeds } from "../src/core/config.ts";
+import { createRedis } from "../src/core/redis.ts";
+import { startQueueApiStandIn } from "../src/stand-ins/queue-api-server.ts";
 import { formatJson } from "../test/support/formats.ts";
 import { declareExchanges, openPublisher, queueDepths, taskCompletedMessage } from "../test/support/pulse.ts";
-import { startQueueApiStandIn } from "../src/stand-ins/queue-api-server.ts";
 import { createTestEnvironment } from "../test/support/test-environment.ts";
 import { waitFor } from "../test/support/wait-for.ts";
 import { compareLocalesArtifacts, realisticElmoJson, standInTask } from "../test/tc-ingest/fixtures.ts";
@@ -92,15 +93,21 @@ const publisher = await openPublisher();
 await declareExchanges(publisher, config);
 
 const baseEnv = { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env.env, NODE_OPTIONS: `--import ${path.join(ROOT, "bench", "soak-probe.mjs")}` };
-const groups = ["bridge", "worker-tc-ingest#1", "worker-tc-ingest#2"].map((label) => new ProcessGroup({ ...baseEnv, SOAK_PROBE_FILE: probeFile(label) }, logDir));
+const groups = ["bridge", "worker-tc-ingest#1", "worker-tc-ingest#2"].map(
+  (label) => new ProcessGroup({ ...baseEnv, SOAK_PROBE_FILE: probeFile(label) }, logDir),
+);
 groups[0]!.start("bridge", ["bridge"]);
 groups[1]!.start("worker-tc-ingest#1", ["worker", "tc-ingest"]);
 groups[2]!.start("worker-tc-ingest#2", ["worker", "tc-ingest"]);
 const feedQueues = pulseFeeds(config).map((f) => f.queue);
-await waitFor("the bridge to declare its queues", async () => {
-  const depths = await queueDepths();
-  return feedQueues.every((q) => depths.has(q));
-}, { timeoutMs: 60_000, intervalMs: 250 });
+await waitFor(
+  "the bridge to declare its queues",
+  async () => {
+    const depths = await queueDepths();
+    return feedQueues.every((q) => depths.has(q));
+  },
+  { timeoutMs: 60_000, intervalMs: 250 },
+);
 
 const redis = createRedis(config.redis.url, "worker");
 const queues = openQueues(redis, config.redis.prefix);
@@ -207,7 +214,19 @@ while (Date.now() - started < durationS * 1000) {
 
 function formatRow(s: Sample): string {
   const f = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : "-");
-  return [String(s.t).padStart(5), String(s.sent).padStart(8), f(s.bridgeRss).padStart(9), f(s.bridgeHeap).padStart(9), f(s.bridgeEldP99).padStart(8), f(s.workerRss).padStart(10), f(s.latencyP50, 0).padStart(7), f(s.latencyP99, 0).padStart(7), String(s.pulseReady).padStart(7), String(s.pulseUnacked).padStart(8), String(s.tcBacklog).padStart(8)].join(" |");
+  return [
+    String(s.t).padStart(5),
+    String(s.sent).padStart(8),
+    f(s.bridgeRss).padStart(9),
+    f(s.bridgeHeap).padStart(9),
+    f(s.bridgeEldP99).padStart(8),
+    f(s.workerRss).padStart(10),
+    f(s.latencyP50, 0).padStart(7),
+    f(s.latencyP99, 0).padStart(7),
+    String(s.pulseReady).padStart(7),
+    String(s.pulseUnacked).padStart(8),
+    String(s.tcBacklog).padStart(8),
+  ].join(" |");
 }
 
 // ---- verdict: middle third against last third (the first third is warm-up)

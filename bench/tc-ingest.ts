@@ -16,13 +16,13 @@ import { fork } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import type { TcIngestJob } from "../src/contract/contracts.ts";
-import { startPool } from "../src/jobs/start-pool.ts";
 import { tcIngestJobRequest } from "../src/contract/job-requests.ts";
 import { closeQueues, openQueues } from "../src/contract/queues.ts";
-import { tcIngestPool } from "../src/jobs/tc-ingest/pool.ts";
 import { Lifecycle } from "../src/core/lifecycle.ts";
 import { createLogger } from "../src/core/log.ts";
 import { createRedis } from "../src/core/redis.ts";
+import { startPool } from "../src/jobs/start-pool.ts";
+import { tcIngestPool } from "../src/jobs/tc-ingest/pool.ts";
 import { createTestEnvironment } from "../test/support/test-environment.ts";
 
 const JOBS = Number(process.env.JOBS ?? 400);
@@ -76,7 +76,17 @@ try {
       `(concurrency ${concurrency}, stand-in latency ${LATENCY_MS} ms/request; latency-bound ceiling ${ceiling.toFixed(1)} jobs/s, reached ${((100 * jobsPerSecond) / ceiling).toFixed(0)}%; ` +
       `${comparisons} comparisons stored; worker CPU ${((cpu.user + cpu.system) / 1000 / JOBS).toFixed(1)} ms per job)`,
   );
-  console.log(JSON.stringify({ bench: "tc-ingest", jobs: JOBS, seconds: Number(seconds.toFixed(3)), jobsPerSecond: Number(jobsPerSecond.toFixed(1)), concurrency, latencyMs: LATENCY_MS, ceiling: Number(ceiling.toFixed(1)) }));
+  console.log(
+    JSON.stringify({
+      bench: "tc-ingest",
+      jobs: JOBS,
+      seconds: Number(seconds.toFixed(3)),
+      jobsPerSecond: Number(jobsPerSecond.toFixed(1)),
+      concurrency,
+      latencyMs: LATENCY_MS,
+      ceiling: Number(ceiling.toFixed(1)),
+    }),
+  );
 } finally {
   await lifecycle.shutdown();
   await closeQueues(queues);

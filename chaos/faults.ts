@@ -6,9 +6,9 @@
 import pg from "pg";
 import type { Config } from "../src/core/config.ts";
 import { pulseFeeds } from "../src/core/config.ts";
+import type { QueueApiStandIn } from "../src/stand-ins/queue-api-server.ts";
 import type { PrivateRedis } from "../test/support/private-redis.ts";
 import { closeConnections, deleteQueue, queueDepths } from "../test/support/pulse.ts";
-import type { QueueApiStandIn } from "../src/stand-ins/queue-api-server.ts";
 import { SERVICES } from "../test/support/test-environment.ts";
 import { waitFor } from "../test/support/wait-for.ts";
 import type { ProcessGroup, RoleProcess } from "./processes.ts";
@@ -42,14 +42,21 @@ export async function closeBridgeConnections(config: Config): Promise<string> {
  */
 export async function deleteTaskclusterQueue(config: Config, consumersExpected: number): Promise<string> {
   const queue = pulseFeeds(config).find((f) => f.kind === "taskcluster")!.queue;
-  await waitFor(`${queue} to drain before deletion`, async () => {
-    const depth = (await queueDepths()).get(queue);
-    return depth !== undefined && depth.ready === 0 && depth.unacked === 0;
-  }, { timeoutMs: 120_000, intervalMs: 500 });
+  await waitFor(
+    `${queue} to drain before deletion`,
+    async () => {
+      const depth = (await queueDepths()).get(queue);
+      return depth !== undefined && depth.ready === 0 && depth.unacked === 0;
+    },
+    { timeoutMs: 120_000, intervalMs: 500 },
+  );
   await deleteQueue(queue);
   const started = Date.now();
   await waitFor(`${queue} to be re-declared by the bridges`, async () => (await queueDepths()).has(queue), { timeoutMs: 120_000, intervalMs: 250 });
-  await waitFor(`${consumersExpected} consumers on ${queue}`, async () => (await consumerCount(queue)) >= consumersExpected, { timeoutMs: 120_000, intervalMs: 250 });
+  await waitFor(`${consumersExpected} consumers on ${queue}`, async () => (await consumerCount(queue)) >= consumersExpected, {
+    timeoutMs: 120_000,
+    intervalMs: 250,
+  });
   return `deleted ${queue}; re-declared and consumed again after ${Date.now() - started} ms`;
 }
 

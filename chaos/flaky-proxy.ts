@@ -36,13 +36,10 @@ export async function startFlakyProxy(target: string): Promise<FlakyProxy> {
       return void res.end("injected failure\n");
     }
     const forward = () => {
-      const request = http.request(
-        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
-        (answer) => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
-        },
-      );
+      const request = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
       request.on("error", () => res.destroy());
       req.pipe(request);
     };
@@ -58,7 +55,9 @@ export async function startFlakyProxy(target: string): Promise<FlakyProxy> {
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
-    failFor: (ms) => void (failingUntil = Date.now() + ms),
+    failFor: (ms) => {
+      failingUntil = Date.now() + ms;
+    },
     get delayMs() {
       return state.delayMs;
     },

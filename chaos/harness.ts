@@ -11,30 +11,30 @@
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { pulseFeeds, type Config } from "../src/core/config.ts";
 import { closeQueues, openQueues, type Queues } from "../src/contract/queues.ts";
+import { type Config, pulseFeeds } from "../src/core/config.ts";
 import { createRedis } from "../src/core/redis.ts";
-import { startPrivateRedis, type PrivateRedis } from "../test/support/private-redis.ts";
-import { declareExchanges, openPublisher, queueDepths, type Publisher } from "../test/support/pulse.ts";
-import { startQueueApiStandIn, type QueueApiStandIn } from "../src/stand-ins/queue-api-server.ts";
-import { startHgServer, type HgServer } from "../src/stand-ins/hg-server.ts";
-import { createTestEnvironment, type TestEnvironment } from "../test/support/test-environment.ts";
 import { trackRepository } from "../src/jobs/hg-sync/tracking.ts";
-import { startFlakyProxy, type FlakyProxy } from "./flaky-proxy.ts";
+import { type HgServer, startHgServer } from "../src/stand-ins/hg-server.ts";
+import { type QueueApiStandIn, startQueueApiStandIn } from "../src/stand-ins/queue-api-server.ts";
+import { type PrivateRedis, startPrivateRedis } from "../test/support/private-redis.ts";
+import { declareExchanges, openPublisher, type Publisher, queueDepths } from "../test/support/pulse.ts";
+import { createTestEnvironment, type TestEnvironment } from "../test/support/test-environment.ts";
 import { waitFor } from "../test/support/wait-for.ts";
 import {
   closeBridgeConnections,
   deleteTaskclusterQueue,
+  type FaultRecord,
   redisOutage,
   sigkillRestart,
   standInErrors,
   standInTimeouts,
   terminateDatabaseConnections,
-  type FaultRecord,
 } from "./faults.ts";
+import { type FlakyProxy, startFlakyProxy } from "./flaky-proxy.ts";
 import { buildLedger } from "./ledger.ts";
 import { ProcessGroup, ROOT } from "./processes.ts";
-import { verifyLedger, type Verdict } from "./verify.ts";
+import { type Verdict, verifyLedger } from "./verify.ts";
 
 export interface ChaosOptions {
   messages: number;
@@ -110,7 +110,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       names.map(async (name) => {
         await upstream.createRepo(name);
         for (let pushId = 1; pushId <= pushes; pushId++) {
-          const { nodes } = await upstream.push(name, [{ message: `chaos push ${pushId} to ${name}`, files: { [`strings-${pushId}.ftl`]: `key-${pushId} = Value ${pushId}\n` } }]);
+          const { nodes } = await upstream.push(name, [
+            { message: `chaos push ${pushId} to ${name}`, files: { [`strings-${pushId}.ftl`]: `key-${pushId} = Value ${pushId}\n` } },
+          ]);
           heads.set(`${proxy.url}/${name}|${pushId}`, nodes.at(-1)!);
         }
         await trackRepository(env!.db, config.clones.allowedHosts, `${proxy.url}/${name}`, { kind: "hg" });
@@ -130,13 +132,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
 
     group = new ProcessGroup({ PATH: process.env.PATH ?? "/usr/bin:/bin", ...env.env }, logDir);
     const bridges = [group.start("bridge#1", ["bridge"]), group.start("bridge#2", ["bridge"])];
-    const tcWorkers = [group.start("worker-tc-ingest#1", ["worker", "tc-ingest", "--concurrency", "4"]), group.start("worker-tc-ingest#2", ["worker", "tc-ingest", "--concurrency", "4"])];
+    const tcWorkers = [
+      group.start("worker-tc-ingest#1", ["worker", "tc-ingest", "--concurrency", "4"]),
+      group.start("worker-tc-ingest#2", ["worker", "tc-ingest", "--concurrency", "4"]),
+    ];
     const hgWorkers = [1, 2, 3].map((n) => group!.start(`worker-hg-sync#${n}`, ["worker", "hg-sync"]));
     const feedQueues = pulseFeeds(config).map((f) => f.queue);
-    await waitFor("both bridges to declare their queues", async () => {
-      const depths = await queueDepths();
-      return feedQueues.every((q) => depths.has(q));
-    }, { timeoutMs: 60_000, intervalMs: 250 });
+    await waitFor(
+      "both bridges to declare their queues",
+      async () => {
+        const depths = await queueDepths();
+        return feedQueues.every((q) => depths.has(q));
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
 
     // ---- publish the ledger, injecting faults at fixed points of the stream
     const faults: FaultRecord[] = [];
@@ -164,7 +173,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       {
         at: 0.2,
         name: "SIGKILL worker",
-        run: () => inject("SIGKILL worker + restart", async () => [await sigkillRestart(group!, tcWorkers[0]!), ...(hgWorkers[0] ? [await sigkillRestart(group!, hgWorkers[0])] : [])].join("; ")),
+        run: () =>
+          inject("SIGKILL worker + restart", async () =>
+            [await sigkillRestart(group!, tcWorkers[0]!), ...(hgWorkers[0] ? [await sigkillRestart(group!, hgWorkers[0])] : [])].join("; "),
+          ),
       },
       { at: 0.3, name: "close connections", run: () => inject("broker connections closed", () => closeBridgeConnections(config)) },
       { at: 0.4, name: "delete queue", run: () => inject("consumer queue deleted", () => deleteTaskclusterQueue(config, bridges.length), true) },
@@ -200,7 +212,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     for (let index = 0; index < ledger.entries.length; index += perTick) {
       const tickStart = Date.now();
       const chunk = ledger.entries.slice(index, index + perTick);
-      await publisher.publishMany(chunk.map((e) => ({ exchange: e.exchange, routingKey: e.routingKey, body: e.body, options: e.headers ? { headers: e.headers } : {} })));
+      await publisher.publishMany(
+        chunk.map((e) => ({ exchange: e.exchange, routingKey: e.routingKey, body: e.body, options: e.headers ? { headers: e.headers } : {} })),
+      );
       sent += chunk.length;
       while (schedule.length && sent / ledger.entries.length >= schedule[0]!.at) await schedule.shift()!.run();
       await sleep(Math.max(0, tick - (Date.now() - tickStart)));
@@ -213,7 +227,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     // ---- drain
     queuesRedis = createRedis(redis.url, "worker");
     queues = openQueues(queuesRedis, config.redis.prefix);
-    const drainStart = Date.now();
     const busyQueues = ["tc-ingest", "hg-sync"] as const;
     // Quiet means quiet three checks in a row: a job moving between states
     // (active → delayed while another worker holds the repository's lock)
@@ -274,7 +287,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
 export function formatResult(result: ChaosResult): string {
   const { verdict } = result;
   const rows: Array<[string, string]> = [
-    ["messages sent", `${result.messagesSent} (${Object.entries(result.byKind).map(([k, n]) => `${k} ${n}`).join(", ")})`],
+    [
+      "messages sent",
+      `${result.messagesSent} (${Object.entries(result.byKind)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(", ")})`,
+    ],
     ["faults injected", `${result.faults.length}: ${result.faults.map((f) => f.name).join(", ")}`],
     ["lost", String(verdict.lost.length)],
     ["duplicated rows", String(verdict.duplicatedRows)],

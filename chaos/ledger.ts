@@ -17,8 +17,9 @@
  * Expected job ids come from routeMessage itself (pure), so the ledger and
  * the bridge cannot disagree on identity, only on delivery.
  */
-import { routeMessage, type RouteDecision } from "../src/routing/route-message.ts";
-import { pulseFeeds, type Config, type FeedKind, type PulseExchanges } from "../src/core/config.ts";
+
+import { type Config, type FeedKind, type PulseExchanges, pulseFeeds } from "../src/core/config.ts";
+import { type RouteDecision, routeMessage } from "../src/routing/route-message.ts";
 import type { StandInTask } from "../src/stand-ins/queue-api-server.ts";
 import { formatJson } from "../test/support/formats.ts";
 import { taskCompletedMessage } from "../test/support/pulse.ts";
@@ -95,15 +96,37 @@ export function buildLedger(config: Config, options: LedgerOptions): Ledger {
   const valid: LedgerEntry[] = [];
 
   const decide = (feed: FeedKind, exchange: string, routingKey: string, body: Buffer, headers: Record<string, unknown> = {}): RouteDecision =>
-    routeMessage({ feed: feeds.find((f) => f.kind === feed && f.connection === "pulse")!, exchange, routingKey, content: body, headers, redelivered: false }, config);
+    routeMessage(
+      { feed: feeds.find((f) => f.kind === feed && f.connection === "pulse")!, exchange, routingKey, content: body, headers, redelivered: false },
+      config,
+    );
 
-  const add = (seq: number, kind: EntryKind, feed: FeedKind, exchangeKey: keyof PulseExchanges, routingKey: string, body: Buffer, headers?: Record<string, unknown>, taskId?: string) => {
+  const add = (
+    seq: number,
+    kind: EntryKind,
+    feed: FeedKind,
+    exchangeKey: keyof PulseExchanges,
+    routingKey: string,
+    body: Buffer,
+    headers?: Record<string, unknown>,
+    taskId?: string,
+  ) => {
     const exchange = config.pulse.exchanges[exchangeKey];
     const decision = decide(feed, exchange, routingKey, body, headers);
     if (decision.action === "ignore") throw new Error(`ledger entry ${seq} (${kind}) would be ignored: ${decision.reason}`);
     const expectedQueue = kind === "invalid" ? "dead-letter" : feed === "hgpushes" ? "hg-sync" : "tc-ingest";
     if (decision.job.queue !== expectedQueue) throw new Error(`ledger entry ${seq} (${kind}) routes to ${decision.job.queue}, not ${expectedQueue}`);
-    const entry: LedgerEntry = { seq, kind, feed, exchange, routingKey, body, headers, job: { queue: decision.job.queue, id: decision.job.opts.jobId }, taskId };
+    const entry: LedgerEntry = {
+      seq,
+      kind,
+      feed,
+      exchange,
+      routingKey,
+      body,
+      headers,
+      job: { queue: decision.job.queue, id: decision.job.opts.jobId },
+      taskId,
+    };
     entries.push(entry);
     if (kind !== "invalid") valid.push(entry);
   };
@@ -119,7 +142,10 @@ export function buildLedger(config: Config, options: LedgerOptions): Ledger {
         () => Buffer.from(`{"payload": {"type": "changegroup.1", "data": {"repo_url": "file:///etc/${seq}", "heads": [], "pushlog_pushes": []}}}`),
         () => Buffer.from(`not json ${seq}`),
         () => Buffer.concat([Buffer.from(`{"seq": ${seq}, "x": "`), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]),
-        () => Buffer.from(JSON.stringify({ payload: { type: "changegroup.1", data: { repo_url: repositories[0], heads: [`--upload-pack=${seq}`], pushlog_pushes: [] } } })),
+        () =>
+          Buffer.from(
+            JSON.stringify({ payload: { type: "changegroup.1", data: { repo_url: repositories[0], heads: [`--upload-pack=${seq}`], pushlog_pushes: [] } } }),
+          ),
       ][seq % 4]!;
       add(seq, "invalid", "hgpushes", "hgpushes", `chaos/invalid/${seq}`, bad());
     } else if (roll < 0.55) {
@@ -139,7 +165,10 @@ export function buildLedger(config: Config, options: LedgerOptions): Ledger {
       const message = taskCompletedMessage(seq + options.seed * 1_000_000, config);
       const elmo = realisticElmoJson({ geckoStrings: pick(revisionPool), de: pick(revisionPool), fr: pick(revisionPool) });
       if (kind === "tc-bad-elmo") (elmo.comparisons[0]!.summary as Record<string, unknown>).missing = -seq - 1;
-      const artifacts = kind === "tc-no-elmo" ? [{ name: "public/logs/live_backing.log", content: "no compare-locales here", contentType: "text/plain" }] : compareLocalesArtifacts(elmo);
+      const artifacts =
+        kind === "tc-no-elmo"
+          ? [{ name: "public/logs/live_backing.log", content: "no compare-locales here", contentType: "text/plain" }]
+          : compareLocalesArtifacts(elmo);
       tasks.push(standInTask({ taskId: message.taskId, taskGroupId: message.body.status.taskGroupId, artifacts }));
       add(seq, kind, "taskcluster", "taskCompleted", message.routingKey, Buffer.from(JSON.stringify(message.body)), message.options.headers, message.taskId);
     }

@@ -6,7 +6,7 @@
  * Lifecycle of a RoleProcess: running → (sigkill → restart)* → stopped by
  * stopAll() (SIGTERM, then SIGKILL after the grace period).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, type WriteStream } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";

@@ -37,7 +37,19 @@ export interface Verdict {
 
 export async function verifyLedger(options: { ledger: Ledger; queues: Queues; databaseUrl: string; clonesDir: string }): Promise<Verdict> {
   const { ledger, queues } = options;
-  const verdict: Verdict = { lost: [], duplicatedRows: 0, deadLettered: 0, refusedByWorker: 0, stuck: {}, stuckJobs: [], overlappingSyncs: 0, abandonedSyncs: 0, syncRuns: 0, clones: { checked: 0, unhealthy: [] }, retriedJobs: 0 };
+  const verdict: Verdict = {
+    lost: [],
+    duplicatedRows: 0,
+    deadLettered: 0,
+    refusedByWorker: 0,
+    stuck: {},
+    stuckJobs: [],
+    overlappingSyncs: 0,
+    abandonedSyncs: 0,
+    syncRuns: 0,
+    clones: { checked: 0, unhealthy: [] },
+    retriedJobs: 0,
+  };
   const db = new pg.Client({ connectionString: options.databaseUrl });
   await db.connect();
   try {
@@ -114,17 +126,28 @@ export async function verifyLedger(options: { ledger: Ledger; queues: Queues; da
     }
 
     // Exactly the jobs the ledger names, no more (ids make duplicates impossible; extra ids would be a bug).
-    const distinctJobs = (queue: string) => new Set(distinctEntries(ledger).filter((e) => e.job.queue === queue).map((e) => e.job.id)).size;
+    const distinctJobs = (queue: string) =>
+      new Set(
+        distinctEntries(ledger)
+          .filter((e) => e.job.queue === queue)
+          .map((e) => e.job.id),
+      ).size;
     const deadLetterCount = await queues["dead-letter"].count();
     verdict.duplicatedRows += Math.max(0, deadLetterCount - distinctJobs("dead-letter"));
 
     for (const queue of ["tc-ingest", "hg-sync"] as const) {
       // The reconcile scheduler always keeps its next run delayed: not stuck.
-      const jobs = (await queues[queue].getJobs(["active", "waiting", "prioritized", "waiting-children", "delayed"], 0, -1)).filter((job) => job && !String(job.id).startsWith("repeat:"));
+      const jobs = (await queues[queue].getJobs(["active", "waiting", "prioritized", "waiting-children", "delayed"], 0, -1)).filter(
+        (job) => job && !String(job.id).startsWith("repeat:"),
+      );
       if (jobs.length) verdict.stuck[queue] = jobs.length;
-      for (const job of jobs.slice(0, 10)) verdict.stuckJobs.push(`${queue} ${job.id} (${await job.getState()}, attempts ${job.attemptsMade}, ${job.failedReason ?? "no failure"})`);
+      for (const job of jobs.slice(0, 10))
+        verdict.stuckJobs.push(`${queue} ${job.id} (${await job.getState()}, attempts ${job.attemptsMade}, ${job.failedReason ?? "no failure"})`);
     }
-    const finished = [...(await queues["tc-ingest"].getJobs(["completed", "failed"], 0, -1)), ...(await queues["hg-sync"].getJobs(["completed", "failed"], 0, -1))];
+    const finished = [
+      ...(await queues["tc-ingest"].getJobs(["completed", "failed"], 0, -1)),
+      ...(await queues["hg-sync"].getJobs(["completed", "failed"], 0, -1)),
+    ];
     verdict.retriedJobs = finished.filter((job) => (job?.attemptsMade ?? 0) > 1).length;
 
     // A SyncRun without an end belongs to a SIGKILLed worker: its real end is
@@ -157,7 +180,9 @@ export async function checkClones(clonesDir: string): Promise<{ checked: number;
         ? (["hg", ["--noninteractive", "-R", clone, "verify", "-q"]] as const)
         : (["git", ["-C", clone, "fsck", "--no-progress"]] as const);
       checked++;
-      await run(tool, [...args], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HGPLAIN: "1", HGRCPATH: "" } }).catch((error: Error) => unhealthy.push(`${clone}: ${error.message.split("\n")[0]}`));
+      await run(tool, [...args], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HGPLAIN: "1", HGRCPATH: "" } }).catch((error: Error) =>
+        unhealthy.push(`${clone}: ${error.message.split("\n")[0]}`),
+      );
     }
   }
   return { checked, unhealthy };

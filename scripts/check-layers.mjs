@@ -24,6 +24,8 @@ export const LAYERS = {
   jobs: { rule: "pools-import-no-bridge-or-dashboard", may: ["core", "contract", "storage", "vcs", "http"] },
   dashboard: { rule: "dashboard-imports-no-bridge-or-pools", may: ["core", "contract", "storage", "pulse", "http", "vcs"] },
   webhook: { rule: "webhook-validates-and-enqueues", may: ["core", "contract", "routing"] },
+  backfill: { rule: "backfill-enqueues-like-the-live-flow", may: ["core", "contract", "routing", "http", "storage"] },
+  doctor: { rule: "doctor-checks-from-below", may: ["core", "contract", "storage", "pulse", "http", "vcs"] },
   start: { rule: "start-composes-the-roles", may: ["core", "contract", "storage", "bridge", "jobs", "dashboard", "webhook"] },
   demo: { rule: "demo-runs-start-on-stand-ins", may: ["core", "contract", "storage", "pulse", "jobs", "start", "stand-ins"] },
   cli: { rule: "cli-is-the-top", may: "*" },
@@ -63,7 +65,9 @@ export function checkLayers(root) {
       continue;
     }
     // Comments may name other layers; only code counts.
-    const code = readFileSync(file, "utf8").replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
+    const code = readFileSync(file, "utf8")
+      .replace(/\/\*[\s\S]*?\*\//g, "")
+      .replace(/^\s*\/\/.*$/gm, "");
     for (const match of code.matchAll(IMPORT)) {
       const specifier = match[2] ?? match[3];
       if (specifier.startsWith(".")) {
@@ -77,7 +81,9 @@ export function checkLayers(root) {
         if (!folderEdges.has(from)) folderEdges.set(from, new Set());
         folderEdges.get(from).add(to);
         if (layer.may !== "*" && !layer.may.includes(to)) {
-          problems.push(`${layer.rule}: ${relative} imports ${target} (src/${from}/ may import ${layer.may.length ? layer.may.map((l) => `src/${l}/`).join(", ") : "nothing of ours"})`);
+          problems.push(
+            `${layer.rule}: ${relative} imports ${target} (src/${from}/ may import ${layer.may.length ? layer.may.map((l) => `src/${l}/`).join(", ") : "nothing of ours"})`,
+          );
         }
       } else if (THIN.includes(from) && !match[1] && HEAVY.some((lib) => specifier === lib || specifier.startsWith(lib.endsWith("/") ? lib : `${lib}/`))) {
         problems.push(`bridge-loads-no-heavy-library: ${relative} imports ${specifier} (src/${from}/ is loaded by the bridge)`);

@@ -9,11 +9,10 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 mkdirSync(`${root}/test-artifacts`, { recursive: true });
 const report = `${root}/test-artifacts/vitest-report.json`;
 const vitest = fileURLToPath(new URL("../node_modules/vitest/vitest.mjs", import.meta.url));
-const run = spawnSync(
-  process.execPath,
-  [vitest, "run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`, ...process.argv.slice(2)],
-  { cwd: root, stdio: "inherit" },
-);
+const run = spawnSync(process.execPath, [vitest, "run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`, ...process.argv.slice(2)], {
+  cwd: root,
+  stdio: "inherit",
+});
 
 let passed = 0;
 let failed = 0;

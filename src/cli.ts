@@ -13,16 +13,18 @@
  * of a role module here or in src/cli/ brings it into every command.
  */
 import { Command, CommanderError } from "commander";
-import { createCliContext } from "./cli/context.ts";
 import { registerBridge } from "./cli/bridge.ts";
-import { registerMigrate } from "./cli/migrate.ts";
-import { registerWorker } from "./cli/worker.ts";
-import { registerTrack } from "./cli/track.ts";
+import { createCliContext } from "./cli/context.ts";
 import { registerDashboard } from "./cli/dashboard.ts";
-import { registerWebhook } from "./cli/webhook.ts";
+import { registerDemo } from "./cli/demo.ts";
+import { registerDoctor } from "./cli/doctor.ts";
+import { registerIngest } from "./cli/ingest.ts";
+import { registerMigrate } from "./cli/migrate.ts";
 import { registerReplay } from "./cli/replay.ts";
 import { registerStart } from "./cli/start.ts";
-import { registerDemo } from "./cli/demo.ts";
+import { registerTrack } from "./cli/track.ts";
+import { registerWebhook } from "./cli/webhook.ts";
+import { registerWorker } from "./cli/worker.ts";
 
 export function buildProgram(context = createCliContext()): Command {
   const program = new Command("pulse-bridge")
@@ -36,8 +38,10 @@ export function buildProgram(context = createCliContext()): Command {
   registerDashboard(program, context);
   registerWebhook(program, context);
   registerReplay(program, context);
+  registerIngest(program, context);
   registerStart(program, context);
   registerDemo(program);
+  registerDoctor(program, context);
   return program;
 }
 

@@ -20,7 +20,9 @@ describe("configuration", () => {
       PULSE_URL: "amqps://pulse.mozilla.org:5671",
       PULSE_USER: "elmo",
       PULSE_PASSWORD: "s3cret",
-      TC_EXTRA_SOURCES: JSON.stringify([{ name: "community", pulseUrl: "amqps://ctc:pw@pulse.mozilla.org:5671/communitytc", rootUrl: "https://community-tc.services.mozilla.com/" }]),
+      TC_EXTRA_SOURCES: JSON.stringify([
+        { name: "community", pulseUrl: "amqps://ctc:pw@pulse.mozilla.org:5671/communitytc", rootUrl: "https://community-tc.services.mozilla.com/" },
+      ]),
     });
     expect(pulseFeeds(config).map((f) => f.queue)).toEqual([
       "queue/elmo/pulse-bridge/v2/hgpushes",

@@ -1,5 +1,5 @@
-import { randomBytes } from "node:crypto";
 import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { promisify } from "node:util";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
@@ -40,14 +40,20 @@ describe("migrate", () => {
   });
 
   it("is idempotent through the CLI: a second run applies nothing and exits 0", async () => {
-    const { stdout } = await run(process.execPath, ["dist/cli.js", "migrate"], { env: { ...process.env, DATABASE_URL: url }, cwd: new URL("..", import.meta.url).pathname });
+    const { stdout } = await run(process.execPath, ["dist/cli.js", "migrate"], {
+      env: { ...process.env, DATABASE_URL: url },
+      cwd: new URL("..", import.meta.url).pathname,
+    });
     expect(stdout).toMatch(/is up to date/);
     const count = await query("SELECT count(*)::int AS n FROM _prisma_migrations");
     expect(count[0].n).toBe((await migrate(url)).length + count[0].n);
   });
 
   it("fails with a one-line reason naming the variable when DATABASE_URL is wrong", async () => {
-    const attempt = run(process.execPath, ["dist/cli.js", "migrate"], { env: { ...process.env, DATABASE_URL: "mysql://root:topsecret@db/x" }, cwd: new URL("..", import.meta.url).pathname });
+    const attempt = run(process.execPath, ["dist/cli.js", "migrate"], {
+      env: { ...process.env, DATABASE_URL: "mysql://root:topsecret@db/x" },
+      cwd: new URL("..", import.meta.url).pathname,
+    });
     await expect(attempt).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/^pulse-bridge: DATABASE_URL: .*\n$/) });
     await expect(attempt).rejects.not.toMatchObject({ stderr: expect.stringContaining("topsecret") });
   });

@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
-import { migrate, schemaDiffSql, ensureDatabase } from "../src/storage/migrate.ts";
+import { ensureDatabase, migrate, schemaDiffSql } from "../src/storage/migrate.ts";
 import { SERVICES } from "./support/test-environment.ts";
 
 const suffix = randomBytes(4).toString("hex");

@@ -21,19 +21,20 @@
  * consumption resumes. Used by `pulse-bridge bridge`, `start` and the tests,
  * all in-process through startBridge().
  */
+
+import { deadLetterJobRequest } from "../contract/job-requests.ts";
+import { closeQueues, openQueues } from "../contract/queues.ts";
 import type { Config } from "../core/config.ts";
 import { pulseFeeds } from "../core/config.ts";
 import type { Lifecycle } from "../core/lifecycle.ts";
 import type { Logger } from "../core/log.ts";
-import { deadLetterJobRequest } from "../contract/job-requests.ts";
-import { closeQueues, openQueues } from "../contract/queues.ts";
 import { bridgePaused, messagesConsumed, messagesDeadLettered, messagesEnqueued, messagesIgnored } from "../core/metrics.ts";
 import { createRedis } from "../core/redis.ts";
+import { type IncomingMessage, originalMessage, type RouteDecision, routeMessage } from "../routing/route-message.ts";
 import { Enqueuer } from "./enqueuer.ts";
+import { feedSource } from "./feed-bindings.ts";
 import { FeedConsumer, type FeedStatus } from "./feed-consumer.ts";
 import { coalesceWrites } from "./write-coalescer.ts";
-import { feedSource } from "./feed-bindings.ts";
-import { originalMessage, routeMessage, type IncomingMessage, type RouteDecision } from "../routing/route-message.ts";
 
 export interface BridgeOptions {
   config: Config;
@@ -111,7 +112,14 @@ export async function startBridge(options: BridgeOptions): Promise<BridgeHandle>
       // (replayable once fixed), because an unacked message would hold up the
       // acks of every later one on its channel.
       log.error({ err: (error as Error).message, source, routingKey: message.routingKey }, "routing failed: dead-lettering the message");
-      decision = { action: "dead-letter", job: deadLetterJobRequest({ kind: "dead-letter", reason: `bridge error while routing: ${(error as Error).message}`, message: originalMessage(message) }) };
+      decision = {
+        action: "dead-letter",
+        job: deadLetterJobRequest({
+          kind: "dead-letter",
+          reason: `bridge error while routing: ${(error as Error).message}`,
+          message: originalMessage(message),
+        }),
+      };
     }
     if (decision.action === "ignore") {
       // A fixed label (the sender's text would add a time series per value).

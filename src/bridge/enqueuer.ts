@@ -21,11 +21,12 @@
  * the dead-letter queue (jobs/dead-letter-retention.ts), which keeps it within
  * DEAD_LETTER_MAX_COUNT and DEAD_LETTER_MAX_AGE.
  */
-import type { Logger } from "../core/log.ts";
+
 import type { AnyJobRequest } from "../contract/contracts.ts";
-import { DeadLetterRetention, type DeadLetterRetentionOptions } from "./dead-letter-retention.ts";
 import { deadLetterJobRequest } from "../contract/job-requests.ts";
 import type { Queues } from "../contract/queues.ts";
+import type { Logger } from "../core/log.ts";
+import { DeadLetterRetention, type DeadLetterRetentionOptions } from "./dead-letter-retention.ts";
 import type { WriteCoalescer } from "./write-coalescer.ts";
 
 export interface EnqueuerOptions {
@@ -54,7 +55,8 @@ interface Pending {
 // Redis replies that mean "not now" rather than "never" (redis.io/docs/latest/develop/reference/protocol-spec, error prefixes).
 const TRANSIENT_REPLY = /^(OOM|LOADING|READONLY|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF)\b/;
 // ioredis' own errors when the connection is not usable.
-const CONNECTION_ERROR = /Stream isn't writeable|Connection is closed|MaxRetriesPerRequest|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|socket/i;
+const CONNECTION_ERROR =
+  /Stream isn't writeable|Connection is closed|MaxRetriesPerRequest|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|socket/i;
 
 export class Enqueuer {
   private held: Pending[] = [];
@@ -134,7 +136,11 @@ export class Enqueuer {
       return undefined;
     }
     this.options.log.error({ err: message, queue: request.queue, jobId: request.opts.jobId }, "BullMQ refused the job: dead-lettering its message");
-    return deadLetterJobRequest({ kind: "dead-letter", reason: `BullMQ refused the ${request.queue} job ${request.opts.jobId}: ${message}`, message: request.data.message });
+    return deadLetterJobRequest({
+      kind: "dead-letter",
+      reason: `BullMQ refused the ${request.queue} job ${request.opts.jobId}: ${message}`,
+      message: request.data.message,
+    });
   }
 
   private becomeUnhealthy(error: Error): void {

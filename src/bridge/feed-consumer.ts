@@ -38,14 +38,18 @@
  */
 import { hostname } from "node:os";
 import amqp, { type Channel, type ChannelModel, type ConsumeMessage, type RecoveringChannelModel } from "amqplib";
-import { AMQP_SOCKET_OPTIONS } from "../pulse/amqp.ts";
-import { redactUrl, type Config, type PulseFeed } from "../core/config.ts";
+import { type Config, type PulseFeed, redactUrl } from "../core/config.ts";
 import type { Logger } from "../core/log.ts";
 import { brokerReconnects } from "../core/metrics.ts";
-import { AckTracker } from "./ack-tracker.ts";
-import { feedBindings, feedSource, type FeedBinding } from "./feed-bindings.ts";
-import { readQueue, type QueueReader } from "../pulse/queue-reader.ts";
+import { AMQP_SOCKET_OPTIONS } from "../pulse/amqp.ts";
+import { feedQueueArguments, poisonQueueArguments } from "../pulse/feed-topology.ts";
+import { type QueueReader, readQueue } from "../pulse/queue-reader.ts";
 import type { IncomingMessage } from "../routing/route-message.ts";
+import { AckTracker } from "./ack-tracker.ts";
+import { type FeedBinding, feedBindings, feedSource } from "./feed-bindings.ts";
+
+// bench/ imports it from here.
+export { feedQueueArguments };
 
 /**
  * Handles one delivery and calls `settled` once the message may be acked (its
@@ -267,7 +271,7 @@ export class FeedConsumer {
     }
     // The poison queue first, so nothing dead-lettered is ever unroutable.
     await channel.assertExchange(feed.poisonExchange, "topic", { durable: true });
-    await channel.assertQueue(feed.poisonQueue, { durable: true, arguments: { "x-max-length": config.pulse.poisonMaxLength } });
+    await channel.assertQueue(feed.poisonQueue, { durable: true, arguments: poisonQueueArguments(config) });
     await channel.bindQueue(feed.poisonQueue, feed.poisonExchange, "#");
     await channel.assertQueue(feed.queue, { durable: true, arguments: feedQueueArguments(feed, config) });
     for (const binding of present) await channel.bindQueue(feed.queue, binding.exchange, binding.pattern);
@@ -357,26 +361,44 @@ export class FeedConsumer {
       onMessage: (message) =>
         new Promise<boolean>((resolve) =>
           this.options.handle(
-            { feed, exchange: message.exchange, routingKey: message.routingKey, content: message.content, headers: message.headers, redelivered: message.redelivered },
+            {
+              feed,
+              exchange: message.exchange,
+              routingKey: message.routingKey,
+              content: message.content,
+              headers: message.headers,
+              redelivered: message.redelivered,
+            },
             () => resolve(true),
           ),
         ),
     });
     this.legacyDrain = drain;
-    drain.done.then(
-      (result) => this.log.info({ legacyQueue: feed.legacyQueue, messages: result.read, deleted: result.deleted || result.missing }, "classic queue of an earlier version drained and deleted"),
-      (error: Error) => {
-        if (this.closing) return;
-        this.log.warn({ err: error.message, legacyQueue: feed.legacyQueue }, "draining the classic queue of an earlier version failed: trying again in a minute");
-        setTimeout(() => {
-          const current = this.current;
-          if (this.closing || !current?.alive || this.legacyDrain) return;
-          this.retireLegacyQueue(current.model, present).catch((retryError: Error) => this.log.warn({ err: retryError.message }, "could not check the classic queue of an earlier version"));
-        }, 60_000).unref();
-      },
-    ).finally(() => {
-      if (this.legacyDrain === drain) this.legacyDrain = undefined;
-    });
+    drain.done
+      .then(
+        (result) =>
+          this.log.info(
+            { legacyQueue: feed.legacyQueue, messages: result.read, deleted: result.deleted || result.missing },
+            "classic queue of an earlier version drained and deleted",
+          ),
+        (error: Error) => {
+          if (this.closing) return;
+          this.log.warn(
+            { err: error.message, legacyQueue: feed.legacyQueue },
+            "draining the classic queue of an earlier version failed: trying again in a minute",
+          );
+          setTimeout(() => {
+            const current = this.current;
+            if (this.closing || !current?.alive || this.legacyDrain) return;
+            this.retireLegacyQueue(current.model, present).catch((retryError: Error) =>
+              this.log.warn({ err: retryError.message }, "could not check the classic queue of an earlier version"),
+            );
+          }, 60_000).unref();
+        },
+      )
+      .finally(() => {
+        if (this.legacyDrain === drain) this.legacyDrain = undefined;
+      });
   }
 
   private scheduleExchangeRecheck(generation: Generation): void {
@@ -498,21 +520,6 @@ export class FeedConsumer {
     clearTimeout(generation.recheckTimer);
     generation.tracker.retire();
   }
-}
-
-/**
- * Our queues are quorum queues (durable by nature) so that RabbitMQ counts
- * deliveries: past `x-delivery-limit` redeliveries a message is dead-lettered
- * to the poison exchange. Messages dropped from the head when the queue is
- * over `x-max-length` are dead-lettered there too (reason `maxlen`).
- */
-export function feedQueueArguments(feed: PulseFeed, config: Config): Record<string, unknown> {
-  return {
-    "x-queue-type": "quorum",
-    "x-max-length": config.pulse.maxLength,
-    "x-delivery-limit": config.pulse.deliveryLimit,
-    "x-dead-letter-exchange": feed.poisonExchange,
-  };
 }
 
 /** A passive check closes its channel when the exchange is missing, so it gets a channel of its own. */

@@ -1,4 +1,4 @@
-import { InvalidArgumentError, Option, type Command } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { QUEUE_NAMES, type QueueName } from "../contract/contracts.ts";
 import type { ReplayableState } from "../replay/failed-jobs.ts";
 import { positiveInteger } from "./argument-parsers.ts";
@@ -6,7 +6,8 @@ import type { CliContext } from "./context.ts";
 
 function isoDate(value: string): Date {
   const date = new Date(value);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(date.getTime())) throw new InvalidArgumentError("must be an ISO date or time, e.g. 2026-11-23 or 2026-11-23T10:00:00Z");
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(date.getTime()))
+    throw new InvalidArgumentError("must be an ISO date or time, e.g. 2026-11-23 or 2026-11-23T10:00:00Z");
   return date;
 }
 
@@ -40,7 +41,8 @@ export function registerReplay(program: Command, context: CliContext): void {
     .option("--dry-run", "show what would be done, change nothing")
     .option("--json", "print the summary as JSON")
     .action(async (options: ReplayOptions) => {
-      if ([options.deadLetter, options.queue, options.poison].filter(Boolean).length !== 1) throw new Error("give one of --queue <queue>, --dead-letter or --poison");
+      if ([options.deadLetter, options.queue, options.poison].filter(Boolean).length !== 1)
+        throw new Error("give one of --queue <queue>, --dead-letter or --poison");
       if (options.id && !options.deadLetter) throw new Error("--id goes with --dead-letter");
       const config = await context.config();
       const [{ createRedis }, { closeQueues, openQueues }] = await Promise.all([import("../core/redis.ts"), import("../contract/queues.ts")]);
@@ -68,7 +70,11 @@ export function registerReplay(program: Command, context: CliContext): void {
         }
         if (options.deadLetter) {
           const { replayDeadLetters } = await import("../replay/dead-letters.ts");
-          const summary = await replayDeadLetters(config, queues, { ...(options.id ? { id: options.id } : {}), ...(options.limit ? { limit: options.limit } : {}), dryRun: Boolean(options.dryRun) });
+          const summary = await replayDeadLetters(config, queues, {
+            ...(options.id ? { id: options.id } : {}),
+            ...(options.limit ? { limit: options.limit } : {}),
+            dryRun: Boolean(options.dryRun),
+          });
           if (options.json) return void console.log(JSON.stringify(summary, null, 2));
           const verb = summary.dryRun ? "would be " : "";
           for (const o of summary.outcomes) console.log(`${o.id}: ${o.outcome} (${o.detail})`);

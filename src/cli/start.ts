@@ -8,7 +8,9 @@ import { runRole } from "./role.ts";
 export function registerStart(program: Command, context: CliContext): void {
   program
     .command("start")
-    .description("migrate, then run the bridge, every worker pool, the dashboard and (with GITHUB_WEBHOOK_SECRET) the webhook receiver in one process (single machine)")
+    .description(
+      "migrate, then run the bridge, every worker pool, the dashboard and (with GITHUB_WEBHOOK_SECRET) the webhook receiver in one process (single machine)",
+    )
     .action(async () => {
       await runRole(await context.config(), "start", async (role) => {
         const { startAllRoles } = await import("../start/all-roles.ts");

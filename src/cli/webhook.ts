@@ -10,7 +10,9 @@ import { runRole } from "./role.ts";
 export function registerWebhook(program: Command, context: CliContext): void {
   program
     .command("webhook")
-    .description("receive GitHub push webhooks (signed with GITHUB_WEBHOOK_SECRET) at POST /github on WEBHOOK_HOST:WEBHOOK_PORT and enqueue their git sync jobs")
+    .description(
+      "receive GitHub push webhooks (signed with GITHUB_WEBHOOK_SECRET) at POST /github on WEBHOOK_HOST:WEBHOOK_PORT and enqueue their git sync jobs",
+    )
     .action(async () => {
       await runRole(await context.config(), "webhook", async ({ config, log, lifecycle }) => {
         const [{ openDatabase }, { trackedGitRepository }, { startWebhookReceiver }] = await Promise.all([

@@ -77,7 +77,19 @@ export interface ReconcileJob {
   repoUrl: string;
 }
 
-export type HgSyncJob = HgPushJob | HgNewRepoJob | GitPushJob | ReconcileJob;
+/**
+ * Backfill (`pulse-bridge ingest pushes`): re-read the pushlog entries
+ * `fromPushId`..`toPushId` (both included) of a tracked hg repository and
+ * store the pushes and changesets missing from the database.
+ */
+export interface PushlogRangeJob {
+  kind: "pushlog-range";
+  repoUrl: string;
+  fromPushId: number;
+  toPushId: number;
+}
+
+export type HgSyncJob = HgPushJob | HgNewRepoJob | GitPushJob | ReconcileJob | PushlogRangeJob;
 
 /** A task-completed or task-failed message on TC_ROUTE. */
 export interface TcIngestJob {

@@ -6,7 +6,16 @@
 import { createHash } from "node:crypto";
 import { redactText } from "../core/redact.ts";
 import { repositoryKey } from "../core/urls.ts";
-import { DEFAULT_JOB_OPTIONS, digest, safeJobIdPart, type DeadLetterJob, type HgSyncJob, type JobRequest, type OriginalMessage, type TcIngestJob } from "./contracts.ts";
+import {
+  DEFAULT_JOB_OPTIONS,
+  type DeadLetterJob,
+  digest,
+  type HgSyncJob,
+  type JobRequest,
+  type OriginalMessage,
+  safeJobIdPart,
+  type TcIngestJob,
+} from "./contracts.ts";
 
 export function hgSyncJobRequest(data: HgSyncJob): JobRequest<"hg-sync"> {
   const repo = safeJobIdPart(repositoryKey(data.repoUrl));
@@ -24,11 +33,14 @@ export function hgSyncJobRequest(data: HgSyncJob): JobRequest<"hg-sync"> {
     case "reconcile":
       jobId = `reconcile|${repo}|${Math.floor(Date.now() / 60_000)}`;
       break;
+    case "pushlog-range":
+      jobId = `pushlog-range|${repo}|${data.fromPushId}-${data.toPushId}`;
+      break;
   }
   // Pokes (pushes, reconciles) of one repository collapse into one waiting
   // job; one arriving while a sync runs is re-queued after it
-  // (keepLastIfActive). git pushes and new repositories are never collapsed:
-  // each carries its own content (event id, creation).
+  // (keepLastIfActive). git pushes, new repositories and pushlog ranges are
+  // never collapsed: each carries its own content (event id, creation, range).
   const poke = data.kind === "hg-push" || data.kind === "reconcile";
   const deduplication = poke ? { deduplication: { id: `hg-sync|${repo}`, keepLastIfActive: true } } : {};
   return { queue: "hg-sync", name: data.kind, data, opts: { ...DEFAULT_JOB_OPTIONS["hg-sync"], jobId, ...deduplication } };
@@ -68,7 +80,8 @@ export function deadLetterJobRequest(input: DeadLetterInput): JobRequest<"dead-l
   const bodySha256 = message.truncated?.sha256 ?? createHash("sha256").update(raw).digest("hex");
   const cut = raw.length > MAX_DEAD_LETTER_BODY_BYTES;
   let body = message.body;
-  if (cut) body = message.bodyEncoding === "utf8" ? utf8Prefix(raw, MAX_DEAD_LETTER_BODY_BYTES) : raw.subarray(0, MAX_DEAD_LETTER_BODY_BYTES).toString("base64");
+  if (cut)
+    body = message.bodyEncoding === "utf8" ? utf8Prefix(raw, MAX_DEAD_LETTER_BODY_BYTES) : raw.subarray(0, MAX_DEAD_LETTER_BODY_BYTES).toString("base64");
   const bodyTruncated = cut || message.truncated !== undefined;
   let redacted = false;
   const mask = (text: string) => {
@@ -83,7 +96,10 @@ export function deadLetterJobRequest(input: DeadLetterInput): JobRequest<"dead-l
     headers: redactHeaders(message.headers ?? {}, mask) as Record<string, unknown>,
     ...(bodyTruncated ? { truncated: { bytes: bodyBytes, sha256: bodySha256 } } : {}),
   };
-  const note = bodyTruncated && !/\(body truncated to/.test(input.reason) ? ` (body truncated to its first ${Buffer.byteLength(kept.body, kept.bodyEncoding === "base64" ? "base64" : "utf8")} of ${bodyBytes} bytes)` : "";
+  const note =
+    bodyTruncated && !/\(body truncated to/.test(input.reason)
+      ? ` (body truncated to its first ${Buffer.byteLength(kept.body, kept.bodyEncoding === "base64" ? "base64" : "utf8")} of ${bodyBytes} bytes)`
+      : "";
   const data: DeadLetterJob = { kind: "dead-letter", reason: redactText(input.reason) + note, message: kept, bodyBytes, bodySha256, bodyTruncated, redacted };
   return {
     queue: "dead-letter",

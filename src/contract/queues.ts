@@ -1,7 +1,7 @@
 /** The BullMQ queues of the contract (hg-sync, tc-ingest, dead-letter), opened with one shared connection. */
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
-import { DEFAULT_JOB_OPTIONS, QUEUE_NAMES, type AnyJobRequest, type JobPayloads, type QueueName } from "./contracts.ts";
+import { type AnyJobRequest, DEFAULT_JOB_OPTIONS, type JobPayloads, QUEUE_NAMES, type QueueName } from "./contracts.ts";
 
 export type Queues = { [Q in QueueName]: Queue<JobPayloads[Q]> };
 

@@ -161,13 +161,16 @@ const integer = (min: number, max: number) =>
     .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
 
 const url = (protocols: string[]) =>
-  z.string({ error: "is required" }).refine((value) => {
-    try {
-      return protocols.includes(new URL(value).protocol);
-    } catch {
-      return false;
-    }
-  }, `must be a URL with scheme ${protocols.join(" or ")}`);
+  z.string({ error: "is required" }).refine(
+    (value) => {
+      try {
+        return protocols.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    `must be a URL with scheme ${protocols.join(" or ")}`,
+  );
 
 const booleanFlag = z
   .string()
@@ -198,7 +201,12 @@ const extraSourcesSchema = z.array(
 const hostList = (entry: RegExp, message: string) =>
   z
     .string()
-    .transform((v) => v.split(",").map((h) => h.trim().toLowerCase()).filter(Boolean))
+    .transform((v) =>
+      v
+        .split(",")
+        .map((h) => h.trim().toLowerCase())
+        .filter(Boolean),
+    )
     .pipe(z.array(z.string().regex(entry, message)));
 
 /** One environment variable: how it is checked, what it is when unset, what it means (the README's table says the same). */
@@ -217,7 +225,12 @@ const variable = <S extends z.ZodType>(declared: Variable<S>): Variable<S> => de
 
 /** Every variable loadConfig reads, in the README's order: the only place a name, default or meaning is written. */
 const VARIABLES = {
-  PULSE_URL: variable({ schema: url(["amqp:", "amqps:"]), default: "amqp://guest:guest@127.0.0.1:5672", secret: true, meaning: "broker URL; real Pulse is amqps://pulse.mozilla.org:5671" }),
+  PULSE_URL: variable({
+    schema: url(["amqp:", "amqps:"]),
+    default: "amqp://guest:guest@127.0.0.1:5672",
+    secret: true,
+    meaning: "broker URL; real Pulse is amqps://pulse.mozilla.org:5671",
+  }),
   PULSE_USER: variable({
     schema: z.string({ error: "is required (or put the user in PULSE_URL)" }).regex(/^[A-Za-z0-9_.-]+$/, "may only contain letters, digits, '.', '_' and '-'"),
     shownDefault: "from PULSE_URL",
@@ -256,7 +269,11 @@ const VARIABLES = {
     default: "project.l10n.elmo.v1",
     meaning: "custom route bound on task-completed and task-failed",
   }),
-  TASKCLUSTER_ROOT_URL: variable({ schema: url(["http:", "https:"]), default: "https://firefox-ci-tc.services.mozilla.com", meaning: "Queue API of the deployment on PULSE_URL" }),
+  TASKCLUSTER_ROOT_URL: variable({
+    schema: url(["http:", "https:"]),
+    default: "https://firefox-ci-tc.services.mozilla.com",
+    meaning: "Queue API of the deployment on PULSE_URL",
+  }),
   TC_EXTRA_SOURCES: variable({
     schema: z
       .string()
@@ -313,7 +330,11 @@ const VARIABLES = {
   DASHBOARD_USER: variable({ schema: z.string().optional(), shownDefault: "unset", meaning: "with DASHBOARD_PASSWORD: enables write actions in Bull Board" }),
   DASHBOARD_PASSWORD: variable({ schema: z.string().optional(), shownDefault: "unset", secret: true, meaning: "see DASHBOARD_USER (secret)" }),
   WEBHOOK_PORT: variable({ schema: integer(0, 65535), default: "3001", meaning: "GitHub webhook receiver HTTP port (`webhook` role)" }),
-  WEBHOOK_HOST: variable({ schema: z.string(), default: "127.0.0.1", meaning: "webhook receiver bind address (GitHub must reach it, e.g. through a TLS reverse proxy)" }),
+  WEBHOOK_HOST: variable({
+    schema: z.string(),
+    default: "127.0.0.1",
+    meaning: "webhook receiver bind address (GitHub must reach it, e.g. through a TLS reverse proxy)",
+  }),
   GITHUB_WEBHOOK_SECRET: variable({
     schema: z.string().min(16, "must be at least 16 characters (use a random secret)").optional(),
     shownDefault: "unset",
@@ -325,8 +346,16 @@ const VARIABLES = {
     default: String(4 * 1024 * 1024),
     meaning: "webhook requests with a larger body (4 MiB) are refused with 413",
   }),
-  GITHUB_URL: variable({ schema: url(["http:", "https:"]), default: "https://github.com", meaning: "the GitHub whose pushes we follow (Pulse and webhook): a push names <GITHUB_URL>/<owner>/<repo>" }),
-  DEAD_LETTER_MAX_COUNT: variable({ schema: integer(1, 10_000_000), default: "10000", meaning: "dead letters kept; the bridge removes the oldest beyond this" }),
+  GITHUB_URL: variable({
+    schema: url(["http:", "https:"]),
+    default: "https://github.com",
+    meaning: "the GitHub whose pushes we follow (Pulse and webhook): a push names <GITHUB_URL>/<owner>/<repo>",
+  }),
+  DEAD_LETTER_MAX_COUNT: variable({
+    schema: integer(1, 10_000_000),
+    default: "10000",
+    meaning: "dead letters kept; the bridge removes the oldest beyond this",
+  }),
   DEAD_LETTER_MAX_AGE: variable({
     schema: duration.pipe(z.number().min(SECOND, "must be at least 1s")),
     default: "30d",

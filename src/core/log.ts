@@ -2,7 +2,7 @@
  * Structured JSON logs on stderr (pino), one line per event. Credentials are
  * redacted by key so that a config or error object can be logged safely.
  */
-import { pino, type Logger } from "pino";
+import { type Logger, pino } from "pino";
 
 export type { Logger };
 

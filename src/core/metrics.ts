@@ -2,7 +2,7 @@
  * Prometheus metrics (README, "Metrics and alerts"). One registry per process; every role
  * registers into it and the dashboard (or a role's own /metrics) serves it.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry, prefix: "pulse_bridge_" });

@@ -23,10 +23,10 @@
  */
 import express, { type Response, type Router } from "express";
 import type { Config } from "../core/config.ts";
-import type { Database } from "../storage/prisma.ts";
-import { describeFetchError, refusal, showUrl, type HostPolicy } from "../http/guarded-fetch.ts";
-import { TaskclusterHosts } from "../http/taskcluster-hosts.ts";
 import type { Logger } from "../core/log.ts";
+import { describeFetchError, type HostPolicy, refusal, showUrl } from "../http/guarded-fetch.ts";
+import { TaskclusterHosts } from "../http/taskcluster-hosts.ts";
+import type { Database } from "../storage/prisma.ts";
 
 /** How long a resolved URL is trusted when the artifact's own expiry is unknown. */
 export const RESOLVED_URL_TTL_MS = 60 * 60 * 1000;
@@ -74,12 +74,22 @@ export function artifactLinkRouter({ db, log, requestTimeoutMs, taskcluster }: A
       const now = new Date();
 
       if (comparison.artifactExpiresAt && comparison.artifactExpiresAt <= now) {
-        return page(response, 410, "Artifact expired", `The artifact ${name} expired on ${comparison.artifactExpiresAt.toISOString()}; Taskcluster no longer keeps it.`);
+        return page(
+          response,
+          410,
+          "Artifact expired",
+          `The artifact ${name} expired on ${comparison.artifactExpiresAt.toISOString()}; Taskcluster no longer keeps it.`,
+        );
       }
       const policy = hosts.policyForApiUrl(comparison.artifactUrl);
       if (!policy) {
         log.warn({ comparisonId: comparison.id, artifact: name }, "artifact link: stored URL is not on a configured Taskcluster deployment");
-        return page(response, 502, "Taskcluster deployment not configured", `The artifact ${name} belongs to a Taskcluster deployment this dashboard is not configured for.`);
+        return page(
+          response,
+          502,
+          "Taskcluster deployment not configured",
+          `The artifact ${name} belongs to a Taskcluster deployment this dashboard is not configured for.`,
+        );
       }
       // A URL resolved earlier (perhaps by an older version, or before TC_ARTIFACT_HOSTS was narrowed) is checked again.
       if (comparison.resolvedUrl && comparison.resolvedExpiresAt && comparison.resolvedExpiresAt > now && isAllowed(policy, comparison.resolvedUrl)) {
@@ -101,10 +111,20 @@ export function artifactLinkRouter({ db, log, requestTimeoutMs, taskcluster }: A
           return page(response, 404, "Artifact not found", `The artifact ${name} is not available (${resolution.reason}).`);
         case "refused":
           log.warn({ comparisonId: comparison.id, artifact: name, target: resolution.target, reason: resolution.reason }, "artifact link: redirect refused");
-          return page(response, 502, "Artifact host not allowed", `The Taskcluster Queue API redirected ${name} elsewhere: ${resolution.reason}. This dashboard redirects only to Taskcluster hosts.`);
+          return page(
+            response,
+            502,
+            "Artifact host not allowed",
+            `The Taskcluster Queue API redirected ${name} elsewhere: ${resolution.reason}. This dashboard redirects only to Taskcluster hosts.`,
+          );
         case "unavailable":
           log.warn({ comparisonId: comparison.id, artifact: name, reason: resolution.reason }, "artifact link: Queue API unavailable");
-          return page(response, 502, "Taskcluster unavailable", `The Taskcluster Queue API did not answer usefully for ${name} (${resolution.reason}). Try again later.`);
+          return page(
+            response,
+            502,
+            "Taskcluster unavailable",
+            `The Taskcluster Queue API did not answer usefully for ${name} (${resolution.reason}). Try again later.`,
+          );
       }
     } catch (error) {
       log.error({ err: error, comparisonId: raw }, "artifact link failed");
@@ -150,7 +170,9 @@ function page(response: Response, status: number, title: string, text: string): 
     .status(status)
     .type("html")
     .set("Cache-Control", "no-store")
-    .send(`<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title></head>\n<body><h1>${escapeHtml(title)}</h1><p>${escapeHtml(text)}</p></body></html>\n`);
+    .send(
+      `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title></head>\n<body><h1>${escapeHtml(title)}</h1><p>${escapeHtml(text)}</p></body></html>\n`,
+    );
 }
 
 function escapeHtml(text: string): string {

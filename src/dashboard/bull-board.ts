@@ -22,7 +22,7 @@
 import { createBullBoard } from "@bull-board/api";
 import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
 import { ExpressAdapter } from "@bull-board/express";
-import { Router, type RequestHandler } from "express";
+import { type RequestHandler, Router } from "express";
 import { QUEUE_NAMES } from "../contract/contracts.ts";
 import type { Queues } from "../contract/queues.ts";
 import { requireBasicAuth } from "./basic-auth.ts";

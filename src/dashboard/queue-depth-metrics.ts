@@ -13,11 +13,11 @@
  * (`replay --poison`), so alert on it above 0.
  */
 import { Gauge, type Registry } from "prom-client";
-import type { Config, PulseFeed } from "../core/config.ts";
 import type { QueueName } from "../contract/contracts.ts";
 import type { Queues } from "../contract/queues.ts";
+import type { Config, PulseFeed } from "../core/config.ts";
 import type { Logger } from "../core/log.ts";
-import { PROBE_TIMEOUT_MS, type BrokerProbe } from "./broker-probe.ts";
+import { type BrokerProbe, PROBE_TIMEOUT_MS } from "./broker-probe.ts";
 
 const BULLMQ_STATES = ["waiting", "active", "delayed", "prioritized", "waiting-children", "failed", "completed"] as const;
 
@@ -38,7 +38,9 @@ interface PulseDepth {
 /** Reads a queue from the management API: `{messages_ready, messages_unacknowledged, consumers}`. */
 async function managementDepth(managementUrl: string, feed: PulseFeed): Promise<PulseDepth | undefined> {
   const base = new URL(managementUrl);
-  const authorization = base.username ? `Basic ${Buffer.from(`${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`).toString("base64")}` : undefined;
+  const authorization = base.username
+    ? `Basic ${Buffer.from(`${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`).toString("base64")}`
+    : undefined;
   base.username = "";
   base.password = "";
   const vhost = decodeURIComponent(new URL(feed.url).pathname.replace(/^\//, "")) || "/";

@@ -16,12 +16,12 @@
  * Failure reasons in the job history are shown with URL credentials masked.
  */
 import { existsSync } from "node:fs";
-import { Router, type Request, type Response } from "express";
-import type { Config } from "../core/config.ts";
-import type { Database } from "../storage/prisma.ts";
-import { summaryFromCounts } from "../storage/comparison-counts.ts";
+import { type Request, type Response, Router } from "express";
 import { QUEUE_NAMES } from "../contract/contracts.ts";
+import type { Config } from "../core/config.ts";
 import type { Logger } from "../core/log.ts";
+import { summaryFromCounts } from "../storage/comparison-counts.ts";
+import type { Database } from "../storage/prisma.ts";
 import type { VcsBackend, VcsKind } from "../vcs/backend.ts";
 import { clonePathFor } from "../vcs/clone-path.ts";
 import { redactText } from "./redact-secrets.ts";
@@ -90,20 +90,22 @@ function revisionFrom(name: string, value: unknown): string {
 export function readApiRouter({ config, db, log, backends }: ReadApiOptions): Router {
   const router = Router();
   const diffSlots = new DiffSlots(MAX_RUNNING_DIFFS, MAX_WAITING_DIFFS);
-  const handle = (work: (request: Request) => Promise<{ status?: number; body: unknown; headers?: Record<string, string> }>) => async (request: Request, response: Response) => {
-    try {
-      const { status = 200, body, headers = {} } = await work(request);
-      for (const [name, value] of Object.entries(headers)) response.setHeader(name, value);
-      response.status(status).json(body);
-    } catch (error) {
-      if (error instanceof BadRequest) {
-        response.status(400).json({ error: error.message });
-        return;
+  const handle =
+    (work: (request: Request) => Promise<{ status?: number; body: unknown; headers?: Record<string, string> }>) =>
+    async (request: Request, response: Response) => {
+      try {
+        const { status = 200, body, headers = {} } = await work(request);
+        for (const [name, value] of Object.entries(headers)) response.setHeader(name, value);
+        response.status(status).json(body);
+      } catch (error) {
+        if (error instanceof BadRequest) {
+          response.status(400).json({ error: error.message });
+          return;
+        }
+        log.error({ err: error, path: request.path }, "API request failed");
+        response.status(500).json({ error: "internal error" });
       }
-      log.error({ err: error, path: request.path }, "API request failed");
-      response.status(500).json({ error: "internal error" });
-    }
-  };
+    };
 
   router.get(
     "/api/repositories",
@@ -131,7 +133,8 @@ export function readApiRouter({ config, db, log, backends }: ReadApiOptions): Ro
       const segments = ([] as string[]).concat((request.params as { path: string | string[] }).path);
       const action = segments.pop();
       const name = segments.join("/");
-      if (!name || (action !== "pushes" && action !== "diff")) return { status: 404, body: { error: "not found: use /api/repositories/<name>/pushes or /diff" } };
+      if (!name || (action !== "pushes" && action !== "diff"))
+        return { status: 404, body: { error: "not found: use /api/repositories/<name>/pushes or /diff" } };
       const repository = await db.repository.findUnique({ where: { name } });
       if (!repository) return { status: 404, body: { error: `unknown repository ${JSON.stringify(name.slice(0, 200))}` } };
 
@@ -170,7 +173,8 @@ export function readApiRouter({ config, db, log, backends }: ReadApiOptions): Ro
       const clone = clonePathFor(config.clones.dir, repository.url);
       if (!existsSync(clone)) return { status: 404, body: { error: "the repository has no clone yet" } };
       const slot = diffSlots.acquire();
-      if (!slot) return { status: 503, headers: { "Retry-After": String(DIFF_RETRY_AFTER_SECONDS) }, body: { error: "too many diffs in progress; retry shortly" } };
+      if (!slot)
+        return { status: 503, headers: { "Retry-After": String(DIFF_RETRY_AFTER_SECONDS) }, body: { error: "too many diffs in progress; retry shortly" } };
       const release = await slot;
       try {
         const diff = await backend.diff(clone, from, to, { maxBytes: MAX_DIFF_BYTES });
@@ -217,14 +221,21 @@ export function readApiRouter({ config, db, log, backends }: ReadApiOptions): Ro
       const limit = limitFrom(request.query.limit);
       const { queue, state, jobId } = request.query;
       if (queue !== undefined && !(QUEUE_NAMES as readonly unknown[]).includes(queue)) throw new BadRequest(`queue must be one of ${QUEUE_NAMES.join(", ")}`);
-      if (state !== undefined && !["completed", "retrying", "failed", "stalled"].includes(state as string)) throw new BadRequest("state must be completed, retrying, failed or stalled");
+      if (state !== undefined && !["completed", "retrying", "failed", "stalled"].includes(state as string))
+        throw new BadRequest("state must be completed, retrying, failed or stalled");
       if (jobId !== undefined && (typeof jobId !== "string" || jobId.length > 300)) throw new BadRequest("jobId must be a job id");
       const records = await db.jobRecord.findMany({
         where: { ...(queue ? { queue: queue as string } : {}), ...(state ? { state: state as string } : {}), ...(jobId ? { jobId: jobId as string } : {}) },
         orderBy: { id: "desc" },
         take: limit,
       });
-      return { body: records.map(({ id: _id, ...record }) => ({ ...record, jobId: redactText(record.jobId), error: record.error === null ? null : redactText(record.error) })) };
+      return {
+        body: records.map(({ id: _id, ...record }) => ({
+          ...record,
+          jobId: redactText(record.jobId),
+          error: record.error === null ? null : redactText(record.error),
+        })),
+      };
     }),
   );
   return router;

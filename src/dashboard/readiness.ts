@@ -3,9 +3,10 @@
  * Pulse broker are probed concurrently, each with a timeout; the answer names
  * the dependencies that failed and why (never with credentials).
  */
-import type { Database } from "../storage/prisma.ts";
+
 import type { Redis } from "../core/redis.ts";
-import { withTimeout, type BrokerProbe } from "./broker-probe.ts";
+import type { Database } from "../storage/prisma.ts";
+import { type BrokerProbe, withTimeout } from "./broker-probe.ts";
 import { redactText } from "./redact-secrets.ts";
 
 export interface ReadinessReport {

@@ -13,26 +13,27 @@
  * where Bull Board's page needs its own scripts and styles, inline styles
  * (its loading screen) and Google Fonts.
  */
-import type { AddressInfo } from "node:net";
-import type { Server } from "node:http";
+
+import { createServer } from "node:http";
 import express from "express";
 import helmet from "helmet";
 import { Registry } from "prom-client";
-import { pulseFeeds, type Config } from "../core/config.ts";
-import { openDatabase, type Database } from "../storage/prisma.ts";
 import { closeQueues, openQueues } from "../contract/queues.ts";
+import { type Config, pulseFeeds } from "../core/config.ts";
+import { type ListeningServer, listen } from "../core/http-server.ts";
 import type { Lifecycle } from "../core/lifecycle.ts";
 import type { Logger } from "../core/log.ts";
 import { registry } from "../core/metrics.ts";
 import { createRedis } from "../core/redis.ts";
+import { type Database, openDatabase } from "../storage/prisma.ts";
 import type { VcsBackend, VcsKind } from "../vcs/backend.ts";
 import { artifactLinkRouter } from "./artifact-link.ts";
 import { BrokerProbe } from "./broker-probe.ts";
 import { BOARD_PATH, bullBoardRouter } from "./bull-board.ts";
 import { registerQueueDepthMetrics } from "./queue-depth-metrics.ts";
 import { readApiRouter } from "./read-api.ts";
-import { redactText } from "./redact-secrets.ts";
 import { checkReadiness } from "./readiness.ts";
+import { redactText } from "./redact-secrets.ts";
 
 export interface DashboardOptions {
   config: Config;
@@ -44,13 +45,8 @@ export interface DashboardOptions {
   backends?: Partial<Record<VcsKind, VcsBackend>>;
 }
 
-export interface DashboardHandle {
-  /** Base URL, e.g. http://127.0.0.1:3000 (the real port when DASHBOARD_PORT=0). */
-  url: string;
-  port: number;
-  server: Server;
-  close(): Promise<void>;
-}
+/** Its url is e.g. http://127.0.0.1:3000 (the real port when DASHBOARD_PORT=0). */
+export type DashboardHandle = ListeningServer;
 
 function securityHeaders(): express.RequestHandler {
   const strict = helmet({
@@ -114,7 +110,12 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       response.status(500).send("metrics failed\n");
     }
   });
-  app.use(BOARD_PATH, bullBoardRouter(queues, { credentials: config.dashboard.user && config.dashboard.password ? { user: config.dashboard.user, password: config.dashboard.password } : undefined }));
+  app.use(
+    BOARD_PATH,
+    bullBoardRouter(queues, {
+      credentials: config.dashboard.user && config.dashboard.password ? { user: config.dashboard.user, password: config.dashboard.password } : undefined,
+    }),
+  );
   app.use(artifactLinkRouter({ db, log, requestTimeoutMs: config.taskcluster.requestTimeoutMs, taskcluster: config.taskcluster }));
   app.use(readApiRouter({ config, db, log, backends: options.backends ?? {} }));
   app.use((_request, response) => {
@@ -140,34 +141,14 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     await redis.quit().catch(() => redis.disconnect());
     if (!options.db) await db.$disconnect();
   };
-  let server: Server;
-  try {
-    server = await new Promise<Server>((resolve, reject) => {
-      const listening = app.listen(config.dashboard.port, config.dashboard.host, (error?: Error) => (error ? reject(error) : resolve(listening)));
-      listening.on("error", reject);
-    });
-  } catch (error) {
-    // e.g. EADDRINUSE: nothing else is registered yet, so release here.
-    await releaseConnections();
-    throw new Error(`dashboard cannot listen on ${config.dashboard.host}:${config.dashboard.port}: ${(error as Error).message}`);
-  }
-  server.on("error", (error) => log.error({ err: error.message }, "dashboard server error"));
-  const port = (server.address() as AddressInfo).port;
-  const host = config.dashboard.host.includes(":") ? `[${config.dashboard.host}]` : config.dashboard.host;
-  const url = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
-
-  let closing: Promise<void> | undefined;
-  const close = () =>
-    (closing ??= (async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        // Keep-alive connections (browsers) would hold close() open.
-        server.closeIdleConnections();
-        setTimeout(() => server.closeAllConnections(), 2_000).unref();
-      });
-      await releaseConnections();
-    })());
-  lifecycle.defer("dashboard", close);
-  log.info({ url, readOnly: !config.dashboard.user }, "dashboard listening");
-  return { url, port, server, close };
+  const listening = await listen(createServer(app), {
+    role: "dashboard",
+    host: config.dashboard.host,
+    port: config.dashboard.port,
+    log,
+    lifecycle,
+    release: releaseConnections,
+  });
+  log.info({ url: listening.url, readOnly: !config.dashboard.user }, "dashboard listening");
+  return listening;
 }

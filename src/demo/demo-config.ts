@@ -6,12 +6,13 @@
  * `<that name>/` (declared on the local broker, never Pulse's real names).
  * Service locations still come from the environment.
  */
-import { loadConfig, PULSE_EXCHANGES, pulseFeeds, type Config } from "../core/config.ts";
-import amqp from "amqplib";
-import { AMQP_SOCKET_OPTIONS } from "../pulse/amqp.ts";
-import pg from "pg";
-import { Redis } from "ioredis";
+
 import { createServer } from "node:net";
+import amqp from "amqplib";
+import { Redis } from "ioredis";
+import pg from "pg";
+import { type Config, loadConfig, PULSE_EXCHANGES, pulseFeeds } from "../core/config.ts";
+import { AMQP_SOCKET_OPTIONS } from "../pulse/amqp.ts";
 
 export const DEMO_NAME = "pulse-bridge-demo";
 

@@ -10,7 +10,7 @@ import amqp from "amqplib";
 import type { Config } from "../core/config.ts";
 import { AMQP_SOCKET_OPTIONS } from "../pulse/amqp.ts";
 import { demoExchanges } from "./demo-config.ts";
-import { TASK_PLACEMENT, type DemoUpstreams } from "./demo-upstreams.ts";
+import { type DemoUpstreams, TASK_PLACEMENT } from "./demo-upstreams.ts";
 
 export async function publishDemoMessages(config: Config, { hgPushes, gitPush, taskId, taskGroupId }: DemoUpstreams): Promise<void> {
   const exchanges = demoExchanges(config);
@@ -19,7 +19,12 @@ export async function publishDemoMessages(config: Config, { hgPushes, gitPush, t
   const channel = await connection.createConfirmChannel();
   channel.on("error", () => {});
   const publish = (exchange: string, routingKey: string, body: unknown, headers?: Record<string, unknown>) =>
-    channel.publish(exchange, routingKey, Buffer.from(JSON.stringify(body)), { persistent: true, contentType: "application/json", contentEncoding: "utf-8", ...(headers ? { headers } : {}) });
+    channel.publish(exchange, routingKey, Buffer.from(JSON.stringify(body)), {
+      persistent: true,
+      contentType: "application/json",
+      contentEncoding: "utf-8",
+      ...(headers ? { headers } : {}),
+    });
   try {
     for (const a of hgPushes) {
       const startId = a.push.pushid - 1;
@@ -82,7 +87,20 @@ export async function publishDemoMessages(config: Config, { hgPushes, gitPush, t
           expires: now,
           retriesLeft: 5,
           state: "completed",
-          runs: [{ runId: 0, state: "completed", reasonCreated: "scheduled", reasonResolved: "completed", workerGroup: "demo", workerId: "demo-1", takenUntil: now, scheduled: now, started: now, resolved: now }],
+          runs: [
+            {
+              runId: 0,
+              state: "completed",
+              reasonCreated: "scheduled",
+              reasonResolved: "completed",
+              workerGroup: "demo",
+              workerId: "demo-1",
+              takenUntil: now,
+              scheduled: now,
+              started: now,
+              resolved: now,
+            },
+          ],
         },
         runId: 0,
         task: { tags: { kind: "l10n" } },

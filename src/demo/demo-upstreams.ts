@@ -8,12 +8,12 @@
  * announce.
  */
 import path from "node:path";
-import type { Database } from "../storage/prisma.ts";
 import { trackForest, trackRepository } from "../jobs/hg-sync/tracking.ts";
 import type { GitUpstream } from "../stand-ins/git-upstream.ts";
 import type { HgServer } from "../stand-ins/hg-server.ts";
 import type { QueueApiStandIn, StandInArtifact } from "../stand-ins/queue-api-server.ts";
 import { slugid } from "../stand-ins/slugid.ts";
+import type { Database } from "../storage/prisma.ts";
 
 /** One hg push, as an hgpushes changegroup.1 message describes it. */
 export interface HgPushAnnouncement {
@@ -30,7 +30,15 @@ export interface GitPushAnnouncement {
   fullName: string;
   before: string;
   after: string;
-  commits: Array<{ id: string; message: string; timestamp: string; author: { name: string; email: string }; added: string[]; modified: string[]; removed: string[] }>;
+  commits: Array<{
+    id: string;
+    message: string;
+    timestamp: string;
+    author: { name: string; email: string };
+    added: string[];
+    modified: string[];
+    removed: string[];
+  }>;
 }
 
 export interface DemoUpstreams {
@@ -68,8 +76,14 @@ const EN_US = {
   "browser/browser/preferences.ftl": "pane-general-title = General\npane-search-title = Search\n",
 };
 const TRANSLATIONS: Record<string, Record<string, string>> = {
-  de: { "browser/browser/browser.ftl": "browser-main-window-title = { -brand-full-name }\nnew-tab = Neuer Tab\n", "browser/browser/preferences.ftl": "pane-general-title = Allgemein\n" },
-  fr: { "browser/browser/browser.ftl": "browser-main-window-title = { -brand-full-name }\nnew-tab = Nouvel onglet\n", "browser/browser/preferences.ftl": "pane-general-title = Général\npane-search-title = Recherche\n" },
+  de: {
+    "browser/browser/browser.ftl": "browser-main-window-title = { -brand-full-name }\nnew-tab = Neuer Tab\n",
+    "browser/browser/preferences.ftl": "pane-general-title = Allgemein\n",
+  },
+  fr: {
+    "browser/browser/browser.ftl": "browser-main-window-title = { -brand-full-name }\nnew-tab = Nouvel onglet\n",
+    "browser/browser/preferences.ftl": "pane-general-title = Général\npane-search-title = Recherche\n",
+  },
 };
 
 export async function createDemoUpstreams(db: Database, hg: HgServer, git: GitUpstream, taskcluster: QueueApiStandIn): Promise<DemoUpstreams> {
@@ -89,15 +103,43 @@ export async function createDemoUpstreams(db: Database, hg: HgServer, git: GitUp
     const { pushId, nodes } = await hg.push(repo, commitSpecs, { user, date: time });
     hgPushes.push({ repoUrl: hg.repoUrl(repo), path: repo, heads: [nodes.at(-1)!], push: { pushid: pushId, user, time } });
   };
-  await pushHg("l10n/gecko-strings", "strings@example.org", [{ author: STRINGS_ID, message: "Bug 1900001 - Add new tab string", files: { "browser/browser/browser.ftl": EN_US["browser/browser/browser.ftl"] } }], now - 120);
-  await pushHg("l10n/gecko-strings", "strings@example.org", [{ author: STRINGS_ID, message: "Bug 1900002 - Add preferences strings", files: { "browser/browser/preferences.ftl": EN_US["browser/browser/preferences.ftl"] } }], now - 60);
+  await pushHg(
+    "l10n/gecko-strings",
+    "strings@example.org",
+    [{ author: STRINGS_ID, message: "Bug 1900001 - Add new tab string", files: { "browser/browser/browser.ftl": EN_US["browser/browser/browser.ftl"] } }],
+    now - 120,
+  );
+  await pushHg(
+    "l10n/gecko-strings",
+    "strings@example.org",
+    [
+      {
+        author: STRINGS_ID,
+        message: "Bug 1900002 - Add preferences strings",
+        files: { "browser/browser/preferences.ftl": EN_US["browser/browser/preferences.ftl"] },
+      },
+    ],
+    now - 60,
+  );
   for (const [code, files] of Object.entries(TRANSLATIONS)) {
-    const commits = Object.entries(files).map(([file, content]) => ({ author: LOCALIZER_ID, message: `Pontoon: Update ${code} localization of Firefox (${path.basename(file)})`, files: { [file]: content } }));
+    const commits = Object.entries(files).map(([file, content]) => ({
+      author: LOCALIZER_ID,
+      message: `Pontoon: Update ${code} localization of Firefox (${path.basename(file)})`,
+      files: { [file]: content },
+    }));
     await pushHg(`l10n-central/${code}`, "l10n@example.org", commits, now - 30);
   }
   const gitPush = await pushGit(git, GIT_REPOSITORY, [
-    { author: LOCALIZER_ID, message: "Pontoon: Update German (de) localization of Firefox", files: { "de/browser/browser/browser.ftl": TRANSLATIONS.de!["browser/browser/browser.ftl"]! } },
-    { author: LOCALIZER_ID, message: "Pontoon: Update French (fr) localization of Firefox", files: { "fr/browser/browser/browser.ftl": TRANSLATIONS.fr!["browser/browser/browser.ftl"]! } },
+    {
+      author: LOCALIZER_ID,
+      message: "Pontoon: Update German (de) localization of Firefox",
+      files: { "de/browser/browser/browser.ftl": TRANSLATIONS.de!["browser/browser/browser.ftl"]! },
+    },
+    {
+      author: LOCALIZER_ID,
+      message: "Pontoon: Update French (fr) localization of Firefox",
+      files: { "fr/browser/browser/browser.ftl": TRANSLATIONS.fr!["browser/browser/browser.ftl"]! },
+    },
   ]);
 
   const head = (repo: string) => hgPushes.filter((a) => a.path === repo).at(-1)!.heads[0]!;
@@ -106,14 +148,24 @@ export async function createDemoUpstreams(db: Database, hg: HgServer, git: GitUp
   taskcluster.addTask({
     taskId,
     definition: compareLocalesTask(taskGroupId, `${hg.repoUrl("l10n/gecko-strings")}/file/${head("l10n/gecko-strings")}/.taskcluster.yml`),
-    runs: [{ runId: 0, state: "completed", resolved: new Date().toISOString(), artifacts: elmoArtifacts(hg, { geckoStrings: head("l10n/gecko-strings"), de: head("l10n-central/de"), fr: head("l10n-central/fr") }) }],
+    runs: [
+      {
+        runId: 0,
+        state: "completed",
+        resolved: new Date().toISOString(),
+        artifacts: elmoArtifacts(hg, { geckoStrings: head("l10n/gecko-strings"), de: head("l10n-central/de"), fr: head("l10n-central/fr") }),
+      },
+    ],
   });
   return { hgPushes, gitPush, taskId, taskGroupId };
 }
 
 /** Commits and pushes `commits`, and describes them as GitHub's push event does. */
 async function pushGit(git: GitUpstream, fullName: string, commits: DemoCommit[]): Promise<GitPushAnnouncement> {
-  const before = await git.git(fullName, ["rev-parse", "--verify", "-q", "HEAD"]).then((sha) => sha.trim(), () => NULL_SHA);
+  const before = await git.git(fullName, ["rev-parse", "--verify", "-q", "HEAD"]).then(
+    (sha) => sha.trim(),
+    () => NULL_SHA,
+  );
   const date = new Date();
   const pushed: GitPushAnnouncement["commits"] = [];
   for (const commit of commits) {
@@ -138,13 +190,40 @@ async function pushGit(git: GitUpstream, fullName: string, commits: DemoCommit[]
 
 /** elmo.json and the detail artifacts of a compare-locales run over de and fr. */
 function elmoArtifacts(hg: HgServer, revisions: { geckoStrings: string; de: string; fr: string }): StandInArtifact[] {
-  const summary = (changed: number, missing: number) => ({ errors: 0, warnings: 0, missing, missing_w: missing * 3, report: 0, obsolete: 0, changed, changed_w: changed * 2, unchanged: 0, unchanged_w: 0, keys: 0 });
+  const summary = (changed: number, missing: number) => ({
+    errors: 0,
+    warnings: 0,
+    missing,
+    missing_w: missing * 3,
+    report: 0,
+    obsolete: 0,
+    changed,
+    changed_w: changed * 2,
+    unchanged: 0,
+    unchanged_w: 0,
+    keys: 0,
+  });
   const comparisons = [
-    { locale: "de", config: "browser/locales/l10n.toml", artifact: "compares/browser.de.json", revisions: { "/l10n/gecko-strings/": revisions.geckoStrings, "/l10n-central/de/": revisions.de }, summary: summary(3, 1) },
-    { locale: "fr", config: "browser/locales/l10n.toml", artifact: "compares/browser.fr.json", revisions: { "/l10n/gecko-strings/": revisions.geckoStrings, "/l10n-central/fr/": revisions.fr }, summary: summary(4, 0) },
+    {
+      locale: "de",
+      config: "browser/locales/l10n.toml",
+      artifact: "compares/browser.de.json",
+      revisions: { "/l10n/gecko-strings/": revisions.geckoStrings, "/l10n-central/de/": revisions.de },
+      summary: summary(3, 1),
+    },
+    {
+      locale: "fr",
+      config: "browser/locales/l10n.toml",
+      artifact: "compares/browser.fr.json",
+      revisions: { "/l10n/gecko-strings/": revisions.geckoStrings, "/l10n-central/fr/": revisions.fr },
+      summary: summary(4, 0),
+    },
   ];
   return [
-    { name: "public/compare-locales/elmo.json", content: { version: "1.0", "compare-locales": "9.0.4", repository: `${hg.repoUrl("l10n/gecko-strings")}/`, comparisons } },
+    {
+      name: "public/compare-locales/elmo.json",
+      content: { version: "1.0", "compare-locales": "9.0.4", repository: `${hg.repoUrl("l10n/gecko-strings")}/`, comparisons },
+    },
     ...comparisons.map((c) => ({ name: `public/compare-locales/${c.artifact}`, content: { details: {}, summary: { [c.locale]: c.summary } } })),
   ];
 }

@@ -16,20 +16,20 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import amqp from "amqplib";
-import { AMQP_SOCKET_OPTIONS } from "../pulse/amqp.ts";
-import { startAllRoles } from "../start/all-roles.ts";
-import { loadConfig, type Config } from "../core/config.ts";
-import { openDatabase, type Database } from "../storage/prisma.ts";
 import type { QueueName } from "../contract/contracts.ts";
-import type { Queues } from "../contract/queues.ts";
 import { hgSyncJobRequest } from "../contract/job-requests.ts";
+import type { Queues } from "../contract/queues.ts";
 import { addJob, closeQueues, openQueues } from "../contract/queues.ts";
+import { type Config, loadConfig } from "../core/config.ts";
 import { Lifecycle } from "../core/lifecycle.ts";
 import { createLogger } from "../core/log.ts";
 import { createRedis } from "../core/redis.ts";
-import { startGitUpstream, type GitUpstream } from "../stand-ins/git-upstream.ts";
-import { startHgServer, type HgServer } from "../stand-ins/hg-server.ts";
-import { startQueueApiStandIn, type QueueApiStandIn } from "../stand-ins/queue-api-server.ts";
+import { AMQP_SOCKET_OPTIONS } from "../pulse/amqp.ts";
+import { type GitUpstream, startGitUpstream } from "../stand-ins/git-upstream.ts";
+import { type HgServer, startHgServer } from "../stand-ins/hg-server.ts";
+import { type QueueApiStandIn, startQueueApiStandIn } from "../stand-ins/queue-api-server.ts";
+import { startAllRoles } from "../start/all-roles.ts";
+import { type Database, openDatabase } from "../storage/prisma.ts";
 import { DEMO_NAME, demoEnvironment, portIsFree, resetDemoState } from "./demo-config.ts";
 import { publishDemoMessages } from "./demo-messages.ts";
 import { createDemoUpstreams } from "./demo-upstreams.ts";
@@ -70,7 +70,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   if (options.serve) lifecycle.handleSignals();
 
   try {
-    options.print(`demo: resetting its own state (database ${new URL(config.database.url).pathname.slice(1)}, BullMQ prefix ${config.redis.prefix}, Pulse queues ${config.pulse.queuePrefix}/*)`);
+    options.print(
+      `demo: resetting its own state (database ${new URL(config.database.url).pathname.slice(1)}, BullMQ prefix ${config.redis.prefix}, Pulse queues ${config.pulse.queuePrefix}/*)`,
+    );
     await resetDemoState(config);
     const roles = await startAllRoles({ config, log, lifecycle });
     const db = openDatabase(config.database.url, { max: 2 });
@@ -88,7 +90,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     // upstream cannot be; the demo's git repository is synced the way the
     // periodic reconcile pokes every tracked repository.
     await addJob(queues, hgSyncJobRequest({ kind: "reconcile", repoUrl: upstreams.gitPush.repoUrl }));
-    options.print(`demo: published ${upstreams.hgPushes.length} hg pushes, 1 GitHub push and 1 task-completed message, and poked the git repository; waiting for the jobs`);
+    options.print(
+      `demo: published ${upstreams.hgPushes.length} hg pushes, 1 GitHub push and 1 task-completed message, and poked the git repository; waiting for the jobs`,
+    );
 
     // One hg-sync job per push, the GitHub push and the git poke; one tc-ingest run.
     const expected: Partial<Record<QueueName, number>> = {};
@@ -101,7 +105,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       options.print(`demo: serving ${summary.dashboardUrl} until Ctrl-C`);
       await new Promise<void>((resolve) => lifecycle.signal.addEventListener("abort", () => resolve(), { once: true }));
     } else {
-      options.print(`demo: the dashboard stopped with the demo; \`pulse-bridge demo --serve\` keeps it running, or browse the stored data with BULLMQ_PREFIX=${config.redis.prefix} and DATABASE_URL=<…>/${new URL(config.database.url).pathname.slice(1)} set for \`pulse-bridge dashboard\``);
+      options.print(
+        `demo: the dashboard stopped with the demo; \`pulse-bridge demo --serve\` keeps it running, or browse the stored data with BULLMQ_PREFIX=${config.redis.prefix} and DATABASE_URL=<…>/${new URL(config.database.url).pathname.slice(1)} set for \`pulse-bridge dashboard\``,
+      );
     }
     return summary;
   } finally {
@@ -131,7 +137,10 @@ async function waitForConsumers(config: Config, timeoutMs: number): Promise<void
       for (;;) {
         const channel = await connection.createChannel();
         channel.on("error", () => {});
-        const found = await channel.checkQueue(feed.queue).then((q) => q.consumerCount > 0, () => false);
+        const found = await channel.checkQueue(feed.queue).then(
+          (q) => q.consumerCount > 0,
+          () => false,
+        );
         await channel.close().catch(() => {});
         if (found) break;
         if (Date.now() > deadline) throw new Error(`the bridge did not start consuming ${feed.queue}`);
@@ -171,7 +180,12 @@ async function summarize(db: Database, queues: Queues, dashboardUrl: string): Pr
   for (const name of ["hg-sync", "tc-ingest", "dead-letter"] as const) {
     const counts = await queues[name].getJobCounts("completed", "failed", "waiting", "active", "prioritized");
     const retrying = (await queues[name].getDelayed()).filter((job) => job.attemptsMade > 0).length;
-    jobs[name] = { completed: counts.completed ?? 0, failed: counts.failed ?? 0, retrying, pending: (counts.waiting ?? 0) + (counts.active ?? 0) + (counts.prioritized ?? 0) };
+    jobs[name] = {
+      completed: counts.completed ?? 0,
+      failed: counts.failed ?? 0,
+      retrying,
+      pending: (counts.waiting ?? 0) + (counts.active ?? 0) + (counts.prioritized ?? 0),
+    };
   }
   return {
     repositories: await db.repository.count(),

@@ -95,7 +95,11 @@ export async function guardedFetch(url: string, options: GuardedFetchOptions): P
   for (let hop = 0; ; hop++) {
     const refused = refusal(options.policy, current);
     if (refused) {
-      throw new RefusedRedirectError(hop === 0 ? `${options.what}: refused to fetch ${showUrl(current)}: ${refused}` : `${options.what}: refused redirect to ${showUrl(current)}: ${refused}`);
+      throw new RefusedRedirectError(
+        hop === 0
+          ? `${options.what}: refused to fetch ${showUrl(current)}: ${refused}`
+          : `${options.what}: refused redirect to ${showUrl(current)}: ${refused}`,
+      );
     }
     let message: IncomingMessage;
     try {
@@ -136,7 +140,9 @@ export function discard(message: IncomingMessage): void {
 export async function readCapped(response: GuardedResponse, maxBytes: number, what: string, limitName: string): Promise<Buffer> {
   const { message } = response;
   const tooLarge = () => new PermanentError(`${what}: larger than ${limitName} (${maxBytes} bytes) once decoded; refused`);
-  const encoding = String(message.headers["content-encoding"] ?? "identity").trim().toLowerCase();
+  const encoding = String(message.headers["content-encoding"] ?? "identity")
+    .trim()
+    .toLowerCase();
   const declared = Number(message.headers["content-length"] ?? NaN);
   let decoder: Transform | undefined;
   if (encoding === "gzip" || encoding === "x-gzip") decoder = createGunzip();

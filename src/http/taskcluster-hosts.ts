@@ -9,8 +9,8 @@
  * is itself http (local stand-ins, tests); real deployments are https only.
  */
 import type { Config } from "../core/config.ts";
-import { refusal, type HostPolicy } from "./guarded-fetch.ts";
 import { trimTrailingSlashes } from "../core/urls.ts";
+import { type HostPolicy, refusal } from "./guarded-fetch.ts";
 
 export class TaskclusterHosts {
   /** Configured root URLs, without trailing slash. */
@@ -52,7 +52,9 @@ export class TaskclusterHosts {
     } catch {
       return undefined;
     }
-    const root = this.rootUrls.find((rootUrl) => new URL(rootUrl).hostname.toLowerCase() === parsed.hostname.toLowerCase() && new URL(rootUrl).protocol === parsed.protocol);
+    const root = this.rootUrls.find(
+      (rootUrl) => new URL(rootUrl).hostname.toLowerCase() === parsed.hostname.toLowerCase() && new URL(rootUrl).protocol === parsed.protocol,
+    );
     if (!root) return undefined;
     const policy = this.policyFor(root);
     return refusal(policy, parsed) ? undefined : policy;

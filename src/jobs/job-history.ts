@@ -22,11 +22,11 @@
  * down at that moment; the final outcome never is, as long as Redis keeps the
  * finished job longer than one sweep interval (retention is days).
  */
-import { QueueEvents, type Job, type Queue, type Worker } from "bullmq";
-import type { Database } from "../storage/prisma.ts";
+import { type Job, type Queue, QueueEvents, type Worker } from "bullmq";
+import type { QueueName } from "../contract/contracts.ts";
 import type { Logger } from "../core/log.ts";
 import { createRedis, type Redis } from "../core/redis.ts";
-import type { QueueName } from "../contract/contracts.ts";
+import type { Database } from "../storage/prisma.ts";
 
 type JobRecordState = "completed" | "retrying" | "failed" | "stalled";
 
@@ -69,7 +69,10 @@ function jobRecordRow(queue: string, job: FinishedJobView, state: JobRecordState
     state,
     // A stalled attempt was started but never finished: number it by its start.
     attempts: state === "stalled" ? Math.max(job.attemptsStarted ?? 0, job.attemptsMade + 1) : job.attemptsMade,
-    error: state === "completed" ? null : (job.failedReason ?? (state === "stalled" ? "worker lost the job's lock (stalled)" : null))?.slice(0, MAX_ERROR_LENGTH) ?? null,
+    error:
+      state === "completed"
+        ? null
+        : ((job.failedReason ?? (state === "stalled" ? "worker lost the job's lock (stalled)" : null))?.slice(0, MAX_ERROR_LENGTH) ?? null),
     enqueuedAt: job.timestamp ? new Date(job.timestamp) : null,
     startedAt,
     finishedAt: finishedMs === null ? null : new Date(finishedMs),
@@ -126,7 +129,11 @@ export async function startJobHistory(options: JobHistoryOptions): Promise<JobHi
     void promise.finally(() => pending.delete(promise));
   };
   const record = (rows: Array<JobRecordRow | undefined>) =>
-    track(insertJobRecords(db, rows).catch((error: Error) => log.warn({ err: error.message, queue: queueName }, "could not record job outcome (the sweeper retries final outcomes)")));
+    track(
+      insertJobRecords(db, rows).catch((error: Error) =>
+        log.warn({ err: error.message, queue: queueName }, "could not record job outcome (the sweeper retries final outcomes)"),
+      ),
+    );
 
   worker.on("completed", (job) => record([jobRecordRow(queueName, job, "completed")]));
   worker.on("failed", (job) => {
@@ -157,7 +164,10 @@ export async function startJobHistory(options: JobHistoryOptions): Promise<JobHi
         // Newest first: stop at the first page that reaches back past `since`.
         const jobs = (await queue.getJobs([state], start, start + SWEEP_PAGE - 1, false)) as unknown as FinishedJobView[];
         const fresh = jobs.filter((job) => (job.finishedOn ?? sweepStarted) >= since - SWEEP_OVERLAP_MS);
-        inserted += await insertJobRecords(db, fresh.map((job) => jobRecordRow(queueName, job, state)));
+        inserted += await insertJobRecords(
+          db,
+          fresh.map((job) => jobRecordRow(queueName, job, state)),
+        );
         if (jobs.length < SWEEP_PAGE || fresh.length < jobs.length) break;
       }
     }

@@ -3,12 +3,12 @@
  * `pulse-bridge worker <pool>` and `start` run pools through startPool().
  */
 import type { Job } from "bullmq";
-import type { Config } from "../core/config.ts";
-import type { Database } from "../storage/prisma.ts";
-import type { Logger } from "../core/log.ts";
-import type { Redis } from "../core/redis.ts";
 import type { JobPayloads, QueueName } from "../contract/contracts.ts";
 import type { Queues } from "../contract/queues.ts";
+import type { Config } from "../core/config.ts";
+import type { Logger } from "../core/log.ts";
+import type { Redis } from "../core/redis.ts";
+import type { Database } from "../storage/prisma.ts";
 
 export interface PoolContext {
   config: Config;

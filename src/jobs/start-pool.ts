@@ -4,18 +4,18 @@
  * active ones finish, then close the runtime's resources).
  */
 import { hostname } from "node:os";
-import { UnrecoverableError, Worker, type Job } from "bullmq";
+import { type Job, UnrecoverableError, Worker } from "bullmq";
+import type { JobPayloads, QueueName } from "../contract/contracts.ts";
+import { closeQueues, openQueues } from "../contract/queues.ts";
 import type { Config } from "../core/config.ts";
-import { PermanentError } from "../core/permanent-error.ts";
-import { openDatabase, type Database } from "../storage/prisma.ts";
 import type { Lifecycle } from "../core/lifecycle.ts";
 import type { Logger } from "../core/log.ts";
 import { jobDuration, jobOutcomes } from "../core/metrics.ts";
+import { PermanentError } from "../core/permanent-error.ts";
 import { createRedis } from "../core/redis.ts";
-import type { JobPayloads, QueueName } from "../contract/contracts.ts";
+import { type Database, openDatabase } from "../storage/prisma.ts";
 import { startJobHistory } from "./job-history.ts";
 import type { PoolDefinition } from "./pool.ts";
-import { closeQueues, openQueues } from "../contract/queues.ts";
 
 export interface StartPoolOptions {
   config: Config;
@@ -71,9 +71,7 @@ export async function startPool<Q extends QueueName>(definition: PoolDefinition<
     },
   );
   worker.on("error", (error) => log.warn({ err: error.message }, "worker error"));
-  worker.on("failed", (job, error) =>
-    log.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade, err: error.message }, "job attempt failed"),
-  );
+  worker.on("failed", (job, error) => log.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade, err: error.message }, "job attempt failed"));
   worker.on("completed", (job) => log.info({ jobId: job.id, name: job.name }, "job completed"));
   // Every outcome also goes to PostgreSQL (JobRecord); released after the
   // worker so that the last outcomes are swept in.

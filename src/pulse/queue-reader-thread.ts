@@ -60,7 +60,14 @@ async function openChannel(connection: ChannelModel): Promise<Channel> {
 
 function readMessage(message: GetMessage): ReadMessage {
   const { headers, dropped } = shallowHeaders(message.properties.headers as Record<string, unknown> | undefined);
-  return { exchange: message.fields.exchange, routingKey: message.fields.routingKey, content: message.content, headers, dropped, redelivered: message.fields.redelivered };
+  return {
+    exchange: message.fields.exchange,
+    routingKey: message.fields.routingKey,
+    content: message.content,
+    headers,
+    dropped,
+    redelivered: message.fields.redelivered,
+  };
 }
 
 /**
@@ -74,15 +81,38 @@ async function moveHead(connection: ChannelModel, channel: Channel): Promise<voi
   const message = await channel.get(input.queue, { noAck: false });
   if (!message) return void port.postMessage({ type: "done", read: 0, deleted: false, missing: false });
   const read = readMessage(message);
-  const death = { count: 1, reason: target.reason, queue: input.queue, exchange: message.fields.exchange, "routing-keys": [message.fields.routingKey], time: { "!": "timestamp", value: Math.floor(Date.now() / 1000) } };
-  const marks = { "x-death": [death], "x-first-death-queue": input.queue, "x-first-death-reason": target.reason, "x-first-death-exchange": message.fields.exchange };
+  const death = {
+    count: 1,
+    reason: target.reason,
+    queue: input.queue,
+    exchange: message.fields.exchange,
+    "routing-keys": [message.fields.routingKey],
+    time: { "!": "timestamp", value: Math.floor(Date.now() / 1000) },
+  };
+  const marks = {
+    "x-death": [death],
+    "x-first-death-queue": input.queue,
+    "x-first-death-reason": target.reason,
+    "x-first-death-exchange": message.fields.exchange,
+  };
   const confirm = await connection.createConfirmChannel();
   confirm.on("error", () => {});
   const publish = (headers: Record<string, unknown>) =>
     new Promise<void>((resolve, reject) => {
       // Not userId (the broker checks it against our user) nor expiration (kept until replayed).
       const { contentType, contentEncoding, priority, correlationId, messageId, timestamp, type, appId } = message.properties;
-      const properties = { contentType, contentEncoding, priority, correlationId, messageId, timestamp, type, appId, persistent: true, headers: { ...headers, ...marks } };
+      const properties = {
+        contentType,
+        contentEncoding,
+        priority,
+        correlationId,
+        messageId,
+        timestamp,
+        type,
+        appId,
+        persistent: true,
+        headers: { ...headers, ...marks },
+      };
       confirm.publish(target.exchange, message.fields.routingKey, message.content, properties, (error: unknown) =>
         error ? reject(error instanceof Error ? error : new Error("the broker refused the message")) : resolve(),
       );

@@ -12,7 +12,7 @@
  * and could hold such a message.
  */
 import { Worker } from "node:worker_threads";
-import type { ReadMessage, ReaderThreadEvent, ReaderThreadInput } from "./queue-reader-thread.ts";
+import type { ReaderThreadEvent, ReaderThreadInput, ReadMessage } from "./queue-reader-thread.ts";
 
 export type { ReadMessage } from "./queue-reader-thread.ts";
 

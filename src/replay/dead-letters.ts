@@ -8,10 +8,10 @@
  * - still invalid: it stays, with the reason reported.
  */
 import type { Job } from "bullmq";
-import { routeMessage, type IncomingMessage } from "../routing/route-message.ts";
-import { pulseFeeds, type Config } from "../core/config.ts";
 import type { DeadLetterJob } from "../contract/contracts.ts";
 import { addJob, type Queues } from "../contract/queues.ts";
+import { type Config, pulseFeeds } from "../core/config.ts";
+import { type IncomingMessage, routeMessage } from "../routing/route-message.ts";
 
 export interface DeadLetterOutcome {
   id: string;
@@ -34,7 +34,11 @@ const PAGE = 500;
 // cover a letter moved by hand in Bull Board.
 const STATES = ["waiting", "delayed", "prioritized", "failed", "completed"] as const;
 
-export async function replayDeadLetters(config: Config, queues: Queues, options: { id?: string; limit?: number; dryRun?: boolean } = {}): Promise<DeadLetterReplaySummary> {
+export async function replayDeadLetters(
+  config: Config,
+  queues: Queues,
+  options: { id?: string; limit?: number; dryRun?: boolean } = {},
+): Promise<DeadLetterReplaySummary> {
   const queue = queues["dead-letter"];
   const letters: Array<Job<DeadLetterJob>> = [];
   if (options.id) {
@@ -51,20 +55,35 @@ export async function replayDeadLetters(config: Config, queues: Queues, options:
   }
 
   const feeds = pulseFeeds(config);
-  const summary: DeadLetterReplaySummary = { dryRun: Boolean(options.dryRun), examined: letters.length, enqueued: 0, ignored: 0, stillInvalid: 0, outcomes: [] };
+  const summary: DeadLetterReplaySummary = {
+    dryRun: Boolean(options.dryRun),
+    examined: letters.length,
+    enqueued: 0,
+    ignored: 0,
+    stillInvalid: 0,
+    outcomes: [],
+  };
   for (const letter of letters) {
     const id = letter.id!;
     const original = letter.data?.message;
     const feed = original && feeds.find((f) => f.connection === original.connection && f.kind === original.feed);
     if (!original || !feed) {
       summary.stillInvalid++;
-      summary.outcomes.push({ id, outcome: "unroutable", detail: original ? `no feed ${original.feed} on connection ${original.connection} in this configuration` : "the dead letter holds no message" });
+      summary.outcomes.push({
+        id,
+        outcome: "unroutable",
+        detail: original ? `no feed ${original.feed} on connection ${original.connection} in this configuration` : "the dead letter holds no message",
+      });
       continue;
     }
     if (original.truncated) {
       // Only a prefix was kept (job-requests.ts): replaying it would route a different message.
       summary.stillInvalid++;
-      summary.outcomes.push({ id, outcome: "unroutable", detail: `cannot be replayed in full: only the first bytes of its ${original.truncated.bytes}-byte body were kept (sha256 ${original.truncated.sha256})` });
+      summary.outcomes.push({
+        id,
+        outcome: "unroutable",
+        detail: `cannot be replayed in full: only the first bytes of its ${original.truncated.bytes}-byte body were kept (sha256 ${original.truncated.sha256})`,
+      });
       continue;
     }
     const message: IncomingMessage = {

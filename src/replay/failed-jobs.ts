@@ -57,7 +57,15 @@ export async function replayFinishedJobs(queues: Queues, options: ReplayFailedOp
     if (options.since && page.every((job) => (job.finishedOn ?? job.timestamp) < options.since!.getTime())) break;
   }
 
-  const summary: ReplaySummary = { queue: options.queue, state: options.state, dryRun: Boolean(options.dryRun), matched: matches.length, replayed: 0, skipped: [], jobIds: matches.map((job) => job.id!) };
+  const summary: ReplaySummary = {
+    queue: options.queue,
+    state: options.state,
+    dryRun: Boolean(options.dryRun),
+    matched: matches.length,
+    replayed: 0,
+    skipped: [],
+    jobIds: matches.map((job) => job.id!),
+  };
   if (options.dryRun) return summary;
   for (const job of matches) {
     try {

@@ -18,10 +18,11 @@
  * and is acked from the poison queue only once Redis has the job. A message
  * from no queue of this configuration stays in the poison queue.
  */
-import { readQueue, type ReadMessage } from "../pulse/queue-reader.ts";
-import { routeMessage, type IncomingMessage } from "../routing/route-message.ts";
-import { pulseFeeds, type Config, type PulseFeed } from "../core/config.ts";
+
 import { addJob, type Queues } from "../contract/queues.ts";
+import { type Config, type PulseFeed, pulseFeeds } from "../core/config.ts";
+import { type ReadMessage, readQueue } from "../pulse/queue-reader.ts";
+import { type IncomingMessage, routeMessage } from "../routing/route-message.ts";
 
 export interface PoisonOutcome {
   /** The poison queue it was read from. */
@@ -73,12 +74,24 @@ export async function replayPoison(config: Config, queues: Queues, options: { dr
   return summary;
 }
 
-async function replayOne(message: ReadMessage & { content: Buffer }, poison: PulseFeed, feeds: PulseFeed[], config: Config, queues: Queues, dryRun: boolean): Promise<PoisonOutcome> {
+async function replayOne(
+  message: ReadMessage & { content: Buffer },
+  poison: PulseFeed,
+  feeds: PulseFeed[],
+  config: Config,
+  queues: Queues,
+  dryRun: boolean,
+): Promise<PoisonOutcome> {
   const from = typeof message.headers["x-first-death-queue"] === "string" ? message.headers["x-first-death-queue"] : "";
   const reason = typeof message.headers["x-first-death-reason"] === "string" ? message.headers["x-first-death-reason"] : "unknown";
   const base = { queue: poison.poisonQueue, from, reason, droppedHeaders: message.dropped };
   const feed = feeds.find((f) => f.url === poison.url && (f.queue === from || f.legacyQueue === from));
-  if (!feed) return { ...base, outcome: "unroutable", detail: `dead-lettered from ${JSON.stringify(from)}, not a queue of this configuration: left in the poison queue` };
+  if (!feed)
+    return {
+      ...base,
+      outcome: "unroutable",
+      detail: `dead-lettered from ${JSON.stringify(from)}, not a queue of this configuration: left in the poison queue`,
+    };
 
   // RabbitMQ records where the message was published before it died: the
   // exchange in x-first-death-exchange, the routing keys in x-death.

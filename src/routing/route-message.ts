@@ -7,20 +7,12 @@
  */
 import { createHash } from "node:crypto";
 import type { z } from "zod";
-import type { Config, PulseFeed } from "../core/config.ts";
 import type { AnyJobRequest, GitPushJob, JobRequest, OriginalMessage } from "../contract/contracts.ts";
 import { deadLetterJobRequest, hgSyncJobRequest, MAX_DEAD_LETTER_BODY_BYTES, tcIngestJobRequest } from "../contract/job-requests.ts";
+import type { Config, PulseFeed } from "../core/config.ts";
 import { hasUrlCredentials } from "../core/redact.ts";
 import { trimTrailingSlashes } from "../core/urls.ts";
-import {
-  changegroupData,
-  githubPushBody,
-  githubWebhookEnvelope,
-  hgPayload,
-  newrepoData,
-  taskclusterGithubPush,
-  taskRunMessage,
-} from "./message-schemas.ts";
+import { changegroupData, githubPushBody, githubWebhookEnvelope, hgPayload, newrepoData, taskclusterGithubPush, taskRunMessage } from "./message-schemas.ts";
 
 export interface IncomingMessage {
   feed: PulseFeed;
@@ -65,7 +57,7 @@ export function routeMessage(message: IncomingMessage, config: Config): RouteDec
     const original = originalMessage(message, text);
     switch (message.feed.kind) {
       case "hgpushes":
-        return routeHgPush(message, body, original);
+        return routeHgPush(body, original);
       case "github":
         return routeGithub(message, body, original, config);
       case "taskcluster":
@@ -73,7 +65,10 @@ export function routeMessage(message: IncomingMessage, config: Config): RouteDec
     }
   } catch (error) {
     if (!(error instanceof Invalid)) throw error;
-    return { action: "dead-letter", job: deadLetterJobRequest({ kind: "dead-letter", reason: error.message, message: originalMessage(message, text, MAX_KEPT_BODY_BYTES) }) };
+    return {
+      action: "dead-letter",
+      job: deadLetterJobRequest({ kind: "dead-letter", reason: error.message, message: originalMessage(message, text, MAX_KEPT_BODY_BYTES) }),
+    };
   }
 }
 
@@ -164,9 +159,7 @@ function check<S extends z.ZodType>(schema: S, value: unknown, path: string, wha
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issues = result.error.issues.slice(0, 5).map((issue) => {
-    const where = [path, ...issue.path.map((key) => (typeof key === "number" ? `[${key}]` : `.${String(key)}`))]
-      .join("")
-      .replace(/^\./, "");
+    const where = [path, ...issue.path.map((key) => (typeof key === "number" ? `[${key}]` : `.${String(key)}`))].join("").replace(/^\./, "");
     return `${where || "(body)"}: ${issue.message}`;
   });
   throw new Invalid(`invalid ${what}: ${issues.join("; ")}`);
@@ -174,7 +167,7 @@ function check<S extends z.ZodType>(schema: S, value: unknown, path: string, wha
 
 // ---- hgpushes -------------------------------------------------------------
 
-function routeHgPush(message: IncomingMessage, body: Record<string, unknown>, original: OriginalMessage): RouteDecision {
+function routeHgPush(body: Record<string, unknown>, original: OriginalMessage): RouteDecision {
   // v2 messages come as {payload: {type, data}, _meta}; accept a bare {type, data} too.
   const enveloped = isObject(body.payload) && "type" in body.payload;
   if (!enveloped && !("type" in body)) {
@@ -219,7 +212,8 @@ function routeGithub(message: IncomingMessage, body: Record<string, unknown>, or
   if (message.exchange === exchanges.githubWebhooks) {
     // Routing key <owner>/<repo>/<event>; the body says the event too.
     const envelope = check(githubWebhookEnvelope, body, "", "github-webhooks message");
-    if (envelope.event !== "push") return { action: "ignore", category: "github-other-event", reason: `github event ${envelope.event.slice(0, 50)} not handled` };
+    if (envelope.event !== "push")
+      return { action: "ignore", category: "github-other-event", reason: `github event ${envelope.event.slice(0, 50)} not handled` };
     const push = check(githubPushBody, envelope.payload, "payload", "GitHub push");
     refuseRepositoryCredentials(push, "payload");
     return { action: "enqueue", job: hgSyncJobRequest(gitPushJob(push, envelope.request_id, original, config.github.url)) };
@@ -239,7 +233,12 @@ function routeGithub(message: IncomingMessage, body: Record<string, unknown>, or
  * the event id both Pulse exchanges carry), or the reason it is malformed.
  * `githubUrl` is GITHUB_URL (https://github.com), as for Pulse.
  */
-export function webhookPushJob(body: unknown, deliveryId: string, original: OriginalMessage, githubUrl: string): { job: JobRequest<"hg-sync"> } | { invalid: string } {
+export function webhookPushJob(
+  body: unknown,
+  deliveryId: string,
+  original: OriginalMessage,
+  githubUrl: string,
+): { job: JobRequest<"hg-sync"> } | { invalid: string } {
   try {
     const push = check(githubPushBody, body, "", "GitHub push");
     refuseRepositoryCredentials(push, "payload");

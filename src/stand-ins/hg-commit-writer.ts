@@ -46,14 +46,17 @@ export interface HgCommitWriter {
 
 /** The Python that runs `hg` (its shebang), which can import mercurial. */
 export function hgPython(): string {
-  const hgPath = (process.env.PATH ?? "").split(":").map((dir) => path.join(dir, "hg")).find((file) => {
-    try {
-      readFileSync(file);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+  const hgPath = (process.env.PATH ?? "")
+    .split(":")
+    .map((dir) => path.join(dir, "hg"))
+    .find((file) => {
+      try {
+        readFileSync(file);
+        return true;
+      } catch {
+        return false;
+      }
+    });
   const shebang = hgPath ? readFileSync(hgPath, "utf8").split("\n")[0]! : "#!/usr/bin/python3";
   return shebang.replace(/^#!\s*/, "").split(/\s+/)[0]!;
 }
@@ -66,8 +69,7 @@ export function startHgCommitWriter(env: Record<string, string>): HgCommitWriter
   let buffered = "";
   helper.stdout.on("data", (chunk: Buffer) => {
     buffered += chunk.toString("utf8");
-    let newline: number;
-    while ((newline = buffered.indexOf("\n")) >= 0) {
+    for (let newline = buffered.indexOf("\n"); newline >= 0; newline = buffered.indexOf("\n")) {
       const line = buffered.slice(0, newline);
       buffered = buffered.slice(newline + 1);
       answers.shift()?.(line);
@@ -99,7 +101,7 @@ export function startHgCommitWriter(env: Record<string, string>): HgCommitWriter
               if (answer.error) reject(new Error(`hg-commits.py: ${answer.error}`));
               else resolve({ nodes: answer.nodes!, full: answer.full! });
             });
-            helper.stdin.write(JSON.stringify(spec) + "\n");
+            helper.stdin.write(`${JSON.stringify(spec)}\n`);
           }),
       );
       queue = result.catch(() => {});

@@ -15,7 +15,7 @@
  * Lifecycle: startHgServer() → createRepo() / push()… → close() (removes
  * the repositories).
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -23,7 +23,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { freePort } from "./free-port.ts";
-import { startHgCommitWriter, type CommitSpec } from "./hg-commit-writer.ts";
+import { type CommitSpec, startHgCommitWriter } from "./hg-commit-writer.ts";
 
 export type { CommitSpec } from "./hg-commit-writer.ts";
 
@@ -78,7 +78,11 @@ export async function startHgServer(): Promise<HgServer> {
   // refreshinterval 0: repositories created after start are served at once.
   await writeFile(config, `[paths]\n/ = ${repos}/**\n[web]\nrefreshinterval = 0\nallow_archive =\n`);
   const hgPort = await freePort();
-  const hg: ChildProcess = spawn("hg", ["serve", "--web-conf", config, "-a", "127.0.0.1", "-p", String(hgPort), "--errorlog", path.join(root, "hg-errors.log")], { env: HG_ENV, stdio: "ignore" });
+  const hg: ChildProcess = spawn(
+    "hg",
+    ["serve", "--web-conf", config, "-a", "127.0.0.1", "-p", String(hgPort), "--errorlog", path.join(root, "hg-errors.log")],
+    { env: HG_ENV, stdio: "ignore" },
+  );
   hg.on("error", () => {});
 
   const pushlogs = new Map<string, RecordedPush[]>();
@@ -176,7 +180,8 @@ export async function startHgServer(): Promise<HgServer> {
     },
     pushes: (name) => pushlogs.get(name) ?? [],
     holdBundles: (name) => void holding.add(name),
-    redirectPushlog: (name, location, status = 301) => void (location === undefined ? pushlogRedirects.delete(name) : pushlogRedirects.set(name, { location, status })),
+    redirectPushlog: (name, location, status = 301) =>
+      void (location === undefined ? pushlogRedirects.delete(name) : pushlogRedirects.set(name, { location, status })),
     heldCount: (name) => held.get(name)?.length ?? 0,
     release,
     async close() {

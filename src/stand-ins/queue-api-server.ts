@@ -5,7 +5,8 @@
  * (test/fixtures/formats/taskcluster-queue-api/: task definition, status,
  * paged artifact listing with continuationToken, getArtifact's 303 with
  * x-taskcluster-artifact-storage-type, 424 for error artifacts, error bodies
- * `{code, message, requestInfo}`). Artifacts are served gzip-encoded, as
+ * `{code, message, requestInfo}`), listTaskGroup in pages with
+ * continuationToken. Artifacts are served gzip-encoded, as
  * generic-worker uploads them, so clients must decode as they do for real.
  *
  * Configurable: latency per request (both servers), artifact page size, and
@@ -17,7 +18,7 @@
  * Lifecycle: startQueueApiStandIn() → addTask()… → close().
  */
 import { once } from "node:events";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { gzipSync } from "node:zlib";
 
@@ -79,6 +80,8 @@ export interface QueueApiStandIn {
   latencyMs: number;
   /** Artifacts per listArtifacts page (the real limit is 1000). */
   pageSize: number;
+  /** Tasks per listTaskGroup page (the real limit is 1000; it may answer fewer). */
+  taskGroupPageSize: number;
   readonly requests: RecordedRequest[];
   addTask(task: StandInTask): void;
   removeArtifact(taskId: string, runId: number, name: string): void;
@@ -90,7 +93,7 @@ export interface QueueApiStandIn {
 
 const YEAR_MS = 365 * 24 * 3600 * 1000;
 
-export async function startQueueApiStandIn(options: { latencyMs?: number; pageSize?: number } = {}): Promise<QueueApiStandIn> {
+export async function startQueueApiStandIn(options: { latencyMs?: number; pageSize?: number; taskGroupPageSize?: number } = {}): Promise<QueueApiStandIn> {
   const tasks = new Map<string, StandInTask>();
   const failures: Array<Required<ScriptedFailure>> = [];
   const requests: RecordedRequest[] = [];
@@ -100,6 +103,7 @@ export async function startQueueApiStandIn(options: { latencyMs?: number; pageSi
     storageUrl: "",
     latencyMs: options.latencyMs ?? 0,
     pageSize: options.pageSize ?? 1000,
+    taskGroupPageSize: options.taskGroupPageSize ?? 1000,
     requests,
     addTask: (task) => void tasks.set(task.taskId, structuredClone(task)),
     removeArtifact(taskId, runId, name) {
@@ -118,29 +122,42 @@ export async function startQueueApiStandIn(options: { latencyMs?: number; pageSi
     },
   };
 
-  const handle = (server: "queue" | "storage", route: (req: IncomingMessage, res: ServerResponse, path: string) => void) => (req: IncomingMessage, res: ServerResponse) => {
-    const path = req.url ?? "/";
-    requests.push({ server, method: req.method ?? "GET", path });
-    const failure = failures.find((f) => f.server === server && f.path.test(path) && f.times > 0);
-    if (failure) failure.times--;
-    setTimeout(() => {
-      if (failure?.status === "reset") return void req.socket.destroy();
-      if (failure?.location || failure?.body) {
-        res.writeHead(failure.status as number, { "content-type": "application/json; charset=utf-8", ...(failure.location ? { location: failure.location } : {}) });
-        return void res.end(failure.body);
-      }
-      if (failure) return void sendError(res, failure.status as number, failure.status >= 500 ? "InternalServerError" : "ScriptedFailure", "scripted failure of the stand-in");
-      try {
-        route(req, res, path);
-      } catch (error) {
-        sendError(res, 500, "InternalServerError", String(error));
-      }
-    }, state.latencyMs);
-  };
+  const handle =
+    (server: "queue" | "storage", route: (req: IncomingMessage, res: ServerResponse, path: string) => void) => (req: IncomingMessage, res: ServerResponse) => {
+      const path = req.url ?? "/";
+      requests.push({ server, method: req.method ?? "GET", path });
+      const failure = failures.find((f) => f.server === server && f.path.test(path) && f.times > 0);
+      if (failure) failure.times--;
+      setTimeout(() => {
+        if (failure?.status === "reset") return void req.socket.destroy();
+        if (failure?.location || failure?.body) {
+          res.writeHead(failure.status as number, {
+            "content-type": "application/json; charset=utf-8",
+            ...(failure.location ? { location: failure.location } : {}),
+          });
+          return void res.end(failure.body);
+        }
+        if (failure)
+          return void sendError(
+            res,
+            failure.status as number,
+            failure.status >= 500 ? "InternalServerError" : "ScriptedFailure",
+            "scripted failure of the stand-in",
+          );
+        try {
+          route(req, res, path);
+        } catch (error) {
+          sendError(res, 500, "InternalServerError", String(error));
+        }
+      }, state.latencyMs);
+    };
 
   const queue = createServer(
     handle("queue", (req, res, rawPath) => {
       const url = new URL(rawPath, "http://stand-in");
+      const group = /^\/api\/queue\/v1\/task-group\/([^/]+)\/list$/.exec(url.pathname);
+      if (req.method === "GET" && group)
+        return listTaskGroup(res, decodeURIComponent(group[1]!), url.searchParams.get("continuationToken"), Number(url.searchParams.get("limit") ?? 1000));
       const match = /^\/api\/queue\/v1\/task\/([^/]+)(?:\/(status)|\/runs\/(\d+)\/artifacts(?:\/(.+))?)?$/.exec(url.pathname);
       if (req.method !== "GET" || !match) return sendError(res, 404, "ResourceNotFound", `No such route ${url.pathname}`);
       const [, taskId, status, runIdText, encodedName] = match;
@@ -150,12 +167,14 @@ export async function startQueueApiStandIn(options: { latencyMs?: number; pageSi
       if (runIdText === undefined) return sendJson(res, 200, task.definition);
       const run = task.runs.find((r) => r.runId === Number(runIdText));
       if (!run) return sendError(res, 404, "ResourceNotFound", `Run ${runIdText} of task ${taskId} not found`);
-      if (encodedName === undefined) return listArtifacts(res, run, url.searchParams.get("continuationToken"), Number(url.searchParams.get("limit") ?? state.pageSize));
+      if (encodedName === undefined)
+        return listArtifacts(res, run, url.searchParams.get("continuationToken"), Number(url.searchParams.get("limit") ?? state.pageSize));
       // The clients send `/` as %2F; raw slashes work too (route `{*name}`).
       const name = decodeURIComponent(encodedName);
       const artifact = run.artifacts.find((a) => a.name === name);
       if (!artifact) return sendError(res, 404, "ResourceNotFound", "Artifact not found");
-      if (artifact.storageType === "error") return sendJson(res, 424, { reason: "file-missing-on-worker", message: `Could not read file '/builds/worker/artifacts/${name}'` });
+      if (artifact.storageType === "error")
+        return sendJson(res, 424, { reason: "file-missing-on-worker", message: `Could not read file '/builds/worker/artifacts/${name}'` });
       const storageType = artifact.storageType === "reference" ? "reference" : "s3";
       const location = artifact.storageType === "reference" ? artifact.url! : `${state.storageUrl}/${task.taskId}/${run.runId}/${name}`;
       res.writeHead(303, { location, "x-taskcluster-artifact-storage-type": storageType, "content-type": "application/json; charset=utf-8" });
@@ -164,9 +183,14 @@ export async function startQueueApiStandIn(options: { latencyMs?: number; pageSi
   );
 
   const storage = createServer(
-    handle("storage", (req, res, rawPath) => {
+    handle("storage", (_req, res, rawPath) => {
       const match = /^\/([^/]+)\/(\d+)\/(.+)$/.exec(decodeURIComponent(new URL(rawPath, "http://stand-in").pathname));
-      const artifact = match && tasks.get(match[1]!)?.runs.find((r) => r.runId === Number(match[2]))?.artifacts.find((a) => a.name === match[3]);
+      const artifact =
+        match &&
+        tasks
+          .get(match[1]!)
+          ?.runs.find((r) => r.runId === Number(match[2]))
+          ?.artifacts.find((a) => a.name === match[3]);
       if (!artifact || artifact.storageType === "error") {
         res.writeHead(404, { "content-type": "application/xml" });
         return void res.end("<Error><Code>NoSuchKey</Code></Error>");
@@ -192,6 +216,18 @@ export async function startQueueApiStandIn(options: { latencyMs?: number; pageSi
     });
   }
 
+  function listTaskGroup(res: ServerResponse, taskGroupId: string, token: string | null, limit: number) {
+    const members = [...tasks.values()].filter((task) => ((task.definition.taskGroupId as string | undefined) ?? task.taskId) === taskGroupId);
+    const start = token ? Number(Buffer.from(token, "base64url").toString()) : 0;
+    const page = members.slice(start, start + Math.max(1, Math.min(limit || 1000, state.taskGroupPageSize)));
+    const next = start + page.length;
+    sendJson(res, 200, {
+      taskGroupId,
+      tasks: page.map((task) => ({ status: taskStatus(task), task: task.definition })),
+      ...(next < members.length ? { continuationToken: Buffer.from(String(next)).toString("base64url") } : {}),
+    });
+  }
+
   for (const server of [queue, storage]) {
     server.keepAliveTimeout = 5_000;
     server.on("error", () => {});
@@ -204,7 +240,14 @@ export async function startQueueApiStandIn(options: { latencyMs?: number; pageSi
 }
 
 function taskStatus(task: StandInTask) {
-  const definition = task.definition as { taskGroupId?: string; provisionerId?: string; workerType?: string; schedulerId?: string; deadline?: string; expires?: string };
+  const definition = task.definition as {
+    taskGroupId?: string;
+    provisionerId?: string;
+    workerType?: string;
+    schedulerId?: string;
+    deadline?: string;
+    expires?: string;
+  };
   const last = task.runs.at(-1);
   return {
     taskId: task.taskId,

@@ -9,17 +9,17 @@
  * at the deadline is not lost: its lock expires and the next start (or any
  * other worker) runs it again.
  */
-import { startBridge, type BridgeHandle } from "../bridge/bridge.ts";
+import { type BridgeHandle, startBridge } from "../bridge/bridge.ts";
 import type { Config } from "../core/config.ts";
-import { diffBackends } from "../dashboard/extras.ts";
-import { startDashboard, type DashboardHandle } from "../dashboard/server.ts";
-import { migrate } from "../storage/migrate.ts";
-import { openDatabase } from "../storage/prisma.ts";
-import { POOL_NAMES, POOLS, type PoolName } from "../jobs/pools.ts";
-import { startPool } from "../jobs/start-pool.ts";
 import type { Lifecycle } from "../core/lifecycle.ts";
 import type { Logger } from "../core/log.ts";
+import { diffBackends } from "../dashboard/extras.ts";
+import { type DashboardHandle, startDashboard } from "../dashboard/server.ts";
 import { trackedGitRepository } from "../jobs/hg-sync/tracked-git-repository.ts";
+import { POOL_NAMES, POOLS, type PoolName } from "../jobs/pools.ts";
+import { startPool } from "../jobs/start-pool.ts";
+import { migrate } from "../storage/migrate.ts";
+import { openDatabase } from "../storage/prisma.ts";
 import { startWebhookReceiver, type WebhookHandle } from "../webhook/receiver.ts";
 
 export interface AllRoles {

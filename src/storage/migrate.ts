@@ -8,7 +8,7 @@
  * `_prisma_migrations`, exactly as `prisma migrate deploy` would, so both
  * tools can be mixed. Applying twice is a no-op.
  */
-import { readFile, readdir } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -38,7 +38,9 @@ function loadEngineModule() {
     const wasmPath = path.join(path.dirname(require.resolve("@prisma/schema-engine-wasm/schema_engine_bg")), "schema_engine_bg.wasm");
     const bg = (await import("@prisma/schema-engine-wasm/schema_engine_bg")) as Record<string, unknown> & { __wbg_set_wasm(exports: unknown): void };
     // The WebAssembly global is not in the es2023 lib; Node always has it.
-    const wasm = (globalThis as unknown as { WebAssembly: { instantiate(bytes: Uint8Array, imports: object): Promise<{ instance: { exports: Record<string, unknown> } }> } }).WebAssembly;
+    const wasm = (
+      globalThis as unknown as { WebAssembly: { instantiate(bytes: Uint8Array, imports: object): Promise<{ instance: { exports: Record<string, unknown> } }> } }
+    ).WebAssembly;
     const { instance } = await wasm.instantiate(await readFile(wasmPath), { "./schema_engine_bg.js": bg });
     bg.__wbg_set_wasm(instance.exports);
     (instance.exports.__wbindgen_start as () => void)();
@@ -64,7 +66,10 @@ async function withEngine<T>(databaseUrl: string, run: (engine: SchemaEngine, sc
 }
 
 async function readMigrations(dir: string) {
-  const entries = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  const entries = (await readdir(dir, { withFileTypes: true }))
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
   return Promise.all(
     entries.map(async (name) => ({
       path: name,

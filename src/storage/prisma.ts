@@ -1,6 +1,6 @@
 /** The one way to open the database: Prisma 7's client over node-postgres. */
 import { PrismaPg } from "@prisma/adapter-pg";
-import { PrismaClient, type Prisma } from "../generated/prisma/client.ts";
+import { type Prisma, PrismaClient } from "../generated/prisma/client.ts";
 
 export type Database = PrismaClient;
 /** What an interactive `db.$transaction(async (tx) => …)` hands its callback: the client without `$transaction`, `$connect` and the like. */

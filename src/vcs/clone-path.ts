@@ -14,7 +14,10 @@ import { repositoryKey } from "../core/urls.ts";
 const SAFE_WORD = /[^A-Za-z0-9._-]/g;
 
 function safeWord(text: string, fallback: string): string {
-  const word = text.replace(SAFE_WORD, "_").replace(/^[.-]+/, (dots) => "_".repeat(dots.length)).slice(0, 80);
+  const word = text
+    .replace(SAFE_WORD, "_")
+    .replace(/^[.-]+/, (dots) => "_".repeat(dots.length))
+    .slice(0, 80);
   return word === "" ? fallback : word;
 }
 
@@ -32,7 +35,12 @@ export function clonePathFor(clonesDir: string, repoUrl: string): string {
   } catch {
     // Not a URL: the hash alone names it (such URLs are refused before any clone anyway).
   }
-  const name = `${segments.map((segment) => safeWord(segment, "_")).join("--").slice(0, 160) || "repo"}-${hash}`;
+  const name = `${
+    segments
+      .map((segment) => safeWord(segment, "_"))
+      .join("--")
+      .slice(0, 160) || "repo"
+  }-${hash}`;
   const root = path.resolve(clonesDir);
   const target = path.resolve(root, host, name);
   if (!target.startsWith(root + path.sep)) throw new Error(`clone path for ${JSON.stringify(repoUrl)} escapes the clones folder`);

@@ -31,9 +31,7 @@ const MAX_HEADER_LINE = 1024;
 const LF = 0x0a;
 const NUL = 0x00;
 
-export type CatFileAnswer =
-  | { oid: string; type: string; size: number; body: Buffer; truncated: boolean }
-  | { missing: string };
+export type CatFileAnswer = { oid: string; type: string; size: number; body: Buffer; truncated: boolean } | { missing: string };
 
 /**
  * `git cat-file --batch` output → one answer per input line, in order, handed

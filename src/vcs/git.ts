@@ -33,12 +33,18 @@ const GIT_ENV = minimalEnv({
 });
 /** Options of every git call that talks to a server. */
 const GIT_NETWORK_CONFIG = [
-  "-c", "protocol.allow=never",
-  "-c", "protocol.http.allow=always",
-  "-c", "protocol.https.allow=always",
-  "-c", "http.followRedirects=false",
-  "-c", "credential.helper=",
-  "-c", "core.askPass=/bin/false",
+  "-c",
+  "protocol.allow=never",
+  "-c",
+  "protocol.http.allow=always",
+  "-c",
+  "protocol.https.allow=always",
+  "-c",
+  "http.followRedirects=false",
+  "-c",
+  "credential.helper=",
+  "-c",
+  "core.askPass=/bin/false",
 ];
 const FETCH_REFSPECS = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"];
 
@@ -54,7 +60,11 @@ async function network(args: string[], { log, signal }: TransferOptions, what: s
     const redirect = error instanceof ToolError ? /returned error: (30[1278])\b/.exec(error.detail) : null;
     if (redirect) {
       const { command, code } = error as ToolError;
-      throw new ToolError(command, code, `fatal: the server answered ${redirect[1]} (a redirect); redirects are not followed: track the URL it redirects to if its host is allowed`);
+      throw new ToolError(
+        command,
+        code,
+        `fatal: the server answered ${redirect[1]} (a redirect); redirects are not followed: track the URL it redirects to if its host is allowed`,
+      );
     }
     throw error;
   }
@@ -78,12 +88,12 @@ async function readRecords(repoPath: string, revisions: string[]): Promise<Chang
   const diffs = new DiffTreeReader();
   const readFiles = (ids: string[]) =>
     git(repoPath, ["diff-tree", "--stdin", "-z", "-r", "--root", "--no-renames", "--no-ext-diff", "--name-status"], {
-      input: ids.join("\n") + "\n",
+      input: `${ids.join("\n")}\n`,
       onStdout: (chunk) => diffs.push(chunk),
     });
   const allFull = revisions.every((rev) => rev.length === 40 || rev.length === 64);
   const [read, early] = await Promise.allSettled([
-    git(repoPath, ["cat-file", "--batch"], { input: revisions.join("\n") + "\n", onStdout: (chunk) => objects.push(chunk) }),
+    git(repoPath, ["cat-file", "--batch"], { input: `${revisions.join("\n")}\n`, onStdout: (chunk) => objects.push(chunk) }),
     allFull ? readFiles(revisions) : Promise.resolve(undefined),
   ]);
   if (read.status === "rejected") throw read.reason;
@@ -154,7 +164,7 @@ export const gitBackend: VcsBackend = {
   async ancestors(repoPath: string, heads: string[], exclude: string[] = []) {
     if (heads.length === 0) return [];
     const { stdout } = await git(repoPath, ["rev-list", "--topo-order", "--reverse", "--stdin"], {
-      input: [...heads.map(assertRevision), ...exclude.map((rev) => `^${assertRevision(rev)}`)].join("\n") + "\n",
+      input: `${[...heads.map(assertRevision), ...exclude.map((rev) => `^${assertRevision(rev)}`)].join("\n")}\n`,
     });
     return stdout.toString("utf8").split("\n").filter(Boolean);
   },

@@ -7,11 +7,20 @@
  * `hg diff -r A -r B` works without a working copy.
  */
 import { existsSync } from "node:fs";
-import { rm, lstat, access } from "node:fs/promises";
+import { access, lstat, rm } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "../core/log.ts";
-import { assertRevision, cleanText, dateFromSeconds, type ChangesetRecord, type DiffResult, type FileAction, type TransferOptions, type VcsBackend } from "./backend.ts";
+import {
+  assertRevision,
+  type ChangesetRecord,
+  cleanText,
+  type DiffResult,
+  dateFromSeconds,
+  type FileAction,
+  type TransferOptions,
+  type VcsBackend,
+} from "./backend.ts";
 import { MissingRevisionError } from "./missing-revision-error.ts";
 import { minimalEnv, progressLogger, runTool } from "./run-tool.ts";
 
@@ -46,8 +55,7 @@ const NULL_NODE = "0".repeat(40);
 
 // One JSON object per line. hg's json filter turns description bytes that
 // are not UTF-8 into their latin-1 reading, so output is always valid UTF-8.
-const LOG_TEMPLATE =
-  "{dict(node, author, desc, branch, date=date|hgdate, p1=p1node, p2=p2node, adds=file_adds, dels=file_dels, mods=file_mods)|json}\\n";
+const LOG_TEMPLATE = "{dict(node, author, desc, branch, date=date|hgdate, p1=p1node, p2=p2node, adds=file_adds, dels=file_dels, mods=file_mods)|json}\\n";
 
 function hg(args: string[], options: Omit<Parameters<typeof runTool>[2], "env"> = {}) {
   return runTool("hg", [...BASE_ARGS, ...args], { ...options, env: HG_ENV });
@@ -178,8 +186,8 @@ export const hgBackend: VcsBackend = {
       // Plain `-r <node>` arguments are the fastest selection (a revset of
       // 2,000 id() terms costs twice as much); if one is unknown hg refuses
       // them all, and the lenient revset then reads the ones that exist.
-      const { stdout } = await hgRead(["-R", repoPath, "log", "--hidden", ...slice.flatMap((rev) => ["-r", assertRevision(rev)]), "-T", LOG_TEMPLATE]).catch(() =>
-        hgRead(["-R", repoPath, "log", "--hidden", "-r", lenientRevsetOf(slice), "-T", LOG_TEMPLATE]),
+      const { stdout } = await hgRead(["-R", repoPath, "log", "--hidden", ...slice.flatMap((rev) => ["-r", assertRevision(rev)]), "-T", LOG_TEMPLATE]).catch(
+        () => hgRead(["-R", repoPath, "log", "--hidden", "-r", lenientRevsetOf(slice), "-T", LOG_TEMPLATE]),
       );
       for (const text of stdout.toString("utf8").split("\n")) {
         if (!text) continue;

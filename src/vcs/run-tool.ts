@@ -49,7 +49,12 @@ export function toolErrorDetail(stderr: string): string {
     }
     if (quoted || line === "" || /^remote:/i.test(line)) continue;
     // hg's progress and notices ("real URL is ...", "(hint)") say nothing about the failure.
-    if (/^(real URL is |\(|searching for changes|requesting all changes|streaming all changes|adding |transferred |applying clone bundle|Cloning into)/i.test(line)) continue;
+    if (
+      /^(real URL is |\(|searching for changes|requesting all changes|streaming all changes|adding |transferred |applying clone bundle|Cloning into)/i.test(
+        line,
+      )
+    )
+      continue;
     lines.push(line);
     if (/^(abort|fatal|error):/i.test(line)) return clean(line);
   }
@@ -57,9 +62,7 @@ export function toolErrorDetail(stderr: string): string {
 }
 
 function clean(line: string): string {
-  let text = line
-    .replace(/[\u0000-\u001f\u007f-\u009f]/g, " ")
-    .replace(/([a-z][a-z0-9+.-]*:\/\/)[^/\s@'"]*@/gi, "$1***@");
+  let text = line.replace(/[\u0000-\u001f\u007f-\u009f]/g, " ").replace(/([a-z][a-z0-9+.-]*:\/\/)[^/\s@'"]*@/gi, "$1***@");
   for (const tail of SERVER_TAILS) text = text.replace(tail, "$1");
   text = text.replace(/\s+/g, " ").trim();
   return text.length > DETAIL_MAX ? `${text.slice(0, DETAIL_MAX - 1)}…` : text;

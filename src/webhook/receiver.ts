@@ -24,16 +24,16 @@
  *      never a 2xx for a push that was not kept.
  * The sync itself happens later, in an hg-sync worker.
  */
-import http, { type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { OriginalMessage } from "../contract/contracts.ts";
+import { WEBHOOK_CONNECTION } from "../contract/push-source.ts";
+import { addJob, closeQueues, openQueues, type Queues } from "../contract/queues.ts";
 import type { Config } from "../core/config.ts";
+import { type ListeningServer, listen } from "../core/http-server.ts";
 import type { Lifecycle } from "../core/lifecycle.ts";
 import type { Logger } from "../core/log.ts";
 import { registry, webhookDeliveries, webhookDuration } from "../core/metrics.ts";
 import { createRedis } from "../core/redis.ts";
-import type { OriginalMessage } from "../contract/contracts.ts";
-import { WEBHOOK_CONNECTION } from "../contract/push-source.ts";
-import { addJob, closeQueues, openQueues, type Queues } from "../contract/queues.ts";
 import { webhookPushJob } from "../routing/route-message.ts";
 import { WEBHOOK_OUTCOMES, type WebhookOutcome } from "./outcomes.ts";
 import { checkSignature, SIGNATURE_HEADER } from "./signature.ts";
@@ -43,7 +43,14 @@ export const WEBHOOK_PATH = "/github";
 export const ENQUEUE_TIMEOUT_MS = 5_000;
 
 /** GitHub's headers kept with the job (never the signature). */
-const KEPT_HEADERS = ["x-github-event", "x-github-delivery", "x-github-hook-id", "x-github-hook-installation-target-type", "x-github-hook-installation-target-id", "user-agent"];
+const KEPT_HEADERS = [
+  "x-github-event",
+  "x-github-delivery",
+  "x-github-hook-id",
+  "x-github-hook-installation-target-type",
+  "x-github-hook-installation-target-id",
+  "user-agent",
+];
 
 export interface WebhookReceiverOptions {
   config: Config;
@@ -57,13 +64,8 @@ export interface WebhookReceiverOptions {
   isTracked(repoUrl: string): Promise<boolean>;
 }
 
-export interface WebhookHandle {
-  /** Base URL, e.g. http://127.0.0.1:3001 (the real port when WEBHOOK_PORT=0). */
-  url: string;
-  port: number;
-  server: Server;
-  close(): Promise<void>;
-}
+/** Its url is e.g. http://127.0.0.1:3001 (the real port when WEBHOOK_PORT=0). */
+export type WebhookHandle = ListeningServer;
 
 interface Answer {
   outcome: WebhookOutcome;
@@ -137,7 +139,8 @@ export async function startWebhookReceiver(options: WebhookReceiverOptions): Pro
     const delivery = header(request, "x-github-delivery") ?? "";
     if (!/^[A-Za-z0-9-]{1,100}$/.test(delivery)) return { outcome: "malformed", detail: "X-GitHub-Delivery is missing or not a delivery id" };
     const contentType = (header(request, "content-type") ?? "").split(";")[0]!.trim().toLowerCase();
-    if (contentType !== "application/json") return { outcome: "malformed", detail: "content type must be application/json (the webhook's 'Content type' setting on GitHub)" };
+    if (contentType !== "application/json")
+      return { outcome: "malformed", detail: "content type must be application/json (the webhook's 'Content type' setting on GitHub)" };
     let text: string;
     let parsed: unknown;
     try {
@@ -198,7 +201,12 @@ export async function startWebhookReceiver(options: WebhookReceiverOptions): Pro
   }
 
   const send = (response: ServerResponse, status: number, body: string, contentType = "application/json") => {
-    response.writeHead(status, { "Content-Type": contentType, "Content-Length": Buffer.byteLength(body), "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff" });
+    response.writeHead(status, {
+      "Content-Type": contentType,
+      "Content-Length": Buffer.byteLength(body),
+      "Cache-Control": "no-store",
+      "X-Content-Type-Options": "nosniff",
+    });
     response.end(body);
   };
 
@@ -212,8 +220,14 @@ export async function startWebhookReceiver(options: WebhookReceiverOptions): Pro
           webhookDeliveries.inc({ outcome: answer.outcome });
           webhookDuration.observe({ outcome: answer.outcome }, Number(process.hrtime.bigint() - started) / 1e9);
           // Unauthenticated refusals are the internet's noise: counted, logged at debug only.
-          const level = answer.outcome === "unsigned" || answer.outcome === "bad-signature" || answer.outcome === "too-large" || answer.outcome === "unavailable" ? "debug" : "info";
-          log[level]({ outcome: answer.outcome, status, delivery: header(request, "x-github-delivery")?.slice(0, 100), detail: answer.detail }, "webhook delivery");
+          const level =
+            answer.outcome === "unsigned" || answer.outcome === "bad-signature" || answer.outcome === "too-large" || answer.outcome === "unavailable"
+              ? "debug"
+              : "info";
+          log[level](
+            { outcome: answer.outcome, status, delivery: header(request, "x-github-delivery")?.slice(0, 100), detail: answer.detail },
+            "webhook delivery",
+          );
           send(response, status, JSON.stringify({ outcome: answer.outcome, ...(answer.detail ? { detail: answer.detail } : {}) }));
         })
         .catch((error: Error) => {
@@ -240,34 +254,14 @@ export async function startWebhookReceiver(options: WebhookReceiverOptions): Pro
     await closeQueues(queues).catch(() => {});
     await redis.quit().catch(() => redis.disconnect());
   };
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(config.webhook.port, config.webhook.host, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
-  } catch (error) {
-    await releaseConnections();
-    throw new Error(`webhook receiver cannot listen on ${config.webhook.host}:${config.webhook.port}: ${(error as Error).message}`);
-  }
-  server.on("error", (error) => log.error({ err: error.message }, "webhook server error"));
-  const port = (server.address() as AddressInfo).port;
-  const host = config.webhook.host.includes(":") ? `[${config.webhook.host}]` : config.webhook.host;
-  const url = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
-
-  let closing: Promise<void> | undefined;
-  const close = () =>
-    (closing ??= (async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-        setTimeout(() => server.closeAllConnections(), 2_000).unref();
-      });
-      await releaseConnections();
-    })());
-  lifecycle.defer("webhook", close);
-  log.info({ url: `${url}${WEBHOOK_PATH}` }, "webhook receiver listening");
-  return { url, port, server, close };
+  const listening = await listen(server, {
+    role: "webhook receiver",
+    host: config.webhook.host,
+    port: config.webhook.port,
+    log,
+    lifecycle,
+    release: releaseConnections,
+  });
+  log.info({ url: `${listening.url}${WEBHOOK_PATH}` }, "webhook receiver listening");
+  return listening;
 }

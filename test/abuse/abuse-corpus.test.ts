@@ -8,25 +8,25 @@
  * policy must refuse before any call, and accepted URLs must reach hg only
  * after `--`, with a destination inside CLONES_DIR.
  */
-import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BridgeHandle } from "../../src/bridge/bridge.ts";
-import { routeMessage, type RouteDecision } from "../../src/routing/route-message.ts";
-import { pulseFeeds, type Config } from "../../src/core/config.ts";
 import type { Queues } from "../../src/contract/queues.ts";
-import { parseElmoJson } from "../../src/jobs/tc-ingest/elmo-json.ts";
+import { type Config, pulseFeeds } from "../../src/core/config.ts";
 import { createLogger } from "../../src/core/log.ts";
+import { parseElmoJson } from "../../src/jobs/tc-ingest/elmo-json.ts";
+import { type RouteDecision, routeMessage } from "../../src/routing/route-message.ts";
 import type { VcsBackend } from "../../src/vcs/backend.ts";
 import { clonePathFor } from "../../src/vcs/clone-path.ts";
 import { checkRepositoryUrl, RefusedUrlError } from "../../src/vcs/url-policy.ts";
-import { queueDepths, type Publisher } from "../support/pulse.ts";
+import { type Publisher, queueDepths } from "../support/pulse.ts";
+import { type RunningBridge, startRunningBridge } from "../support/running-bridge.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
-import { CORPUS_SIZE, ELMO_CASES, MESSAGE_CASES, URL_CASES, type MessageCase } from "./corpus.ts";
-import { startRunningBridge, type RunningBridge } from "../support/running-bridge.ts";
+import { CORPUS_SIZE, ELMO_CASES, MESSAGE_CASES, type MessageCase, URL_CASES } from "./corpus.ts";
 
 const ALLOWED_HOSTS = "127.0.0.1,hg.mozilla.org,github.com";
 
@@ -45,7 +45,10 @@ beforeAll(async () => {
   await mkdir(bin);
   for (const tool of ["hg", "git"]) {
     // One record per call: the tool, then each argument on its own line.
-    await writeFile(path.join(bin, tool), `#!/bin/sh\n{ echo "== ${tool}"; for a in "$@"; do printf '%s\\n' "$a"; done; } >> ${JSON.stringify(callLog)}\nexit 0\n`);
+    await writeFile(
+      path.join(bin, tool),
+      `#!/bin/sh\n{ echo "== ${tool}"; for a in "$@"; do printf '%s\\n' "$a"; done; } >> ${JSON.stringify(callLog)}\nexit 0\n`,
+    );
     await chmod(path.join(bin, tool), 0o755);
   }
   // The hg back end captures PATH when it is loaded: load it after the change.
@@ -76,7 +79,17 @@ async function syncAsWorkerWould(url: string): Promise<void> {
 
 function route(entry: MessageCase): RouteDecision {
   const feed = pulseFeeds(config).find((f) => f.kind === entry.feed && f.connection === "pulse")!;
-  return routeMessage({ feed, exchange: config.pulse.exchanges[entry.exchange], routingKey: entry.routingKey, content: entry.body, headers: entry.headers ?? {}, redelivered: false }, config);
+  return routeMessage(
+    {
+      feed,
+      exchange: config.pulse.exchanges[entry.exchange],
+      routingKey: entry.routingKey,
+      content: entry.body,
+      headers: entry.headers ?? {},
+      redelivered: false,
+    },
+    config,
+  );
 }
 
 it(`the corpus holds at least 30 hostile inputs (${CORPUS_SIZE})`, () => {
@@ -204,7 +217,8 @@ describe("end to end through a running bridge", () => {
     }
     expect(bridge.status()).toMatchObject({ connected: true, paused: false });
     // Nothing else got in: exactly the dead letters and jobs routeMessage decided.
-    const expected = (queue: string) => new Set(MESSAGE_CASES.map(route).flatMap((d) => (d.action !== "ignore" && d.job.queue === queue ? [d.job.opts.jobId] : []))).size;
+    const expected = (queue: string) =>
+      new Set(MESSAGE_CASES.map(route).flatMap((d) => (d.action !== "ignore" && d.job.queue === queue ? [d.job.opts.jobId] : []))).size;
     expect(await queues["dead-letter"].count()).toBe(expected("dead-letter"));
     expect(await queues["hg-sync"].count()).toBe(expected("hg-sync"));
   });

@@ -87,7 +87,15 @@ function hgCase(name: string, body: Buffer, expect: MessageOutcome, routingKey =
 function githubCase(name: string, edit: (payload: any) => void, expect: MessageOutcome): MessageCase {
   const body = clone(githubEnvelope);
   edit(body.payload);
-  return { family: "message", name, feed: "github", exchange: "githubWebhooks", routingKey: "mozilla-mobile/android-components/push", body: json(body), expect };
+  return {
+    family: "message",
+    name,
+    feed: "github",
+    exchange: "githubWebhooks",
+    routingKey: "mozilla-mobile/android-components/push",
+    body: json(body),
+    expect,
+  };
 }
 
 function taskCase(name: string, edit: (body: any) => void, expect: MessageOutcome): MessageCase {
@@ -125,66 +133,174 @@ export const MESSAGE_CASES: MessageCase[] = [
   // Encodings and framing
   hgCase("empty body", Buffer.alloc(0), deadLetter(/not JSON/)),
   hgCase("truncated JSON", json(hgEnvelope).subarray(0, 100), deadLetter(/not JSON/)),
-  hgCase("invalid UTF-8 bytes", Buffer.concat([Buffer.from('{"payload": "'), Buffer.from([0xc3, 0x28, 0xff, 0xfe]), Buffer.from('"}')]), deadLetter(/not valid UTF-8/)),
+  hgCase(
+    "invalid UTF-8 bytes",
+    Buffer.concat([Buffer.from('{"payload": "'), Buffer.from([0xc3, 0x28, 0xff, 0xfe]), Buffer.from('"}')]),
+    deadLetter(/not valid UTF-8/),
+  ),
   hgCase("UTF-16LE encoded JSON", Buffer.from(JSON.stringify(hgEnvelope), "utf16le"), deadLetter(/not JSON/)),
   // Harmless once canonical: new URL() percent-encodes the lone surrogate as U+FFFD.
-  hgCase("lone surrogate escape in a string", Buffer.from('{"payload": {"type": "changegroup.1", "data": {"repo_url": "https://hg.mozilla.org/\\ud800", "heads": [], "pushlog_pushes": []}}}'), { action: "enqueue" }),
+  hgCase(
+    "lone surrogate escape in a string",
+    Buffer.from('{"payload": {"type": "changegroup.1", "data": {"repo_url": "https://hg.mozilla.org/\\ud800", "heads": [], "pushlog_pushes": []}}}'),
+    { action: "enqueue" },
+  ),
   hgCase("JSON null", Buffer.from("null"), deadLetter(/JSON null, not an object/)),
   hgCase("JSON array", Buffer.from("[1,2,3]"), deadLetter(/JSON array, not an object/)),
   hgCase("JSON string", Buffer.from('"changegroup.1"'), deadLetter(/JSON string, not an object/)),
   hgCase("body of 1 MiB + 1 byte", Buffer.alloc(1024 * 1024 + 1, 0x20), deadLetter(/exceeds the 1048576-byte limit/)),
-  hgCase("body of 5 MiB kept truncated", Buffer.concat([Buffer.from('{"x":"'), Buffer.alloc(5 * 1024 * 1024, 0x61), Buffer.from('"}')]), deadLetter(/exceeds.*truncated to its first 65536 of 5242888 bytes/)),
-  hgCase("binary body of 5 MiB kept truncated", Buffer.concat([Buffer.from([0xff]), Buffer.alloc(5 * 1024 * 1024, 0x80)]), deadLetter(/exceeds.*truncated to its first 65536 of 5242881 bytes/)),
+  hgCase(
+    "body of 5 MiB kept truncated",
+    Buffer.concat([Buffer.from('{"x":"'), Buffer.alloc(5 * 1024 * 1024, 0x61), Buffer.from('"}')]),
+    deadLetter(/exceeds.*truncated to its first 65536 of 5242888 bytes/),
+  ),
+  hgCase(
+    "binary body of 5 MiB kept truncated",
+    Buffer.concat([Buffer.from([0xff]), Buffer.alloc(5 * 1024 * 1024, 0x80)]),
+    deadLetter(/exceeds.*truncated to its first 65536 of 5242881 bytes/),
+  ),
   hgCase("nesting 100,000 deep as data", Buffer.from(`{"payload": {"type": "changegroup.1", "data": ${deeplyNested(100_000)}}}`), deadLetter(/payload\.data/)),
-  hgCase("nesting 100,000 deep as heads", Buffer.from(`{"payload": {"type": "changegroup.1", "data": {"repo_url": "https://hg.mozilla.org/x", "heads": ${deeplyNested(100_000, '"a"')}, "pushlog_pushes": []}}}`), deadLetter(/heads\[0\]/)),
-  hgCase("__proto__ key (prototype pollution attempt)", Buffer.from(`{"__proto__": {"polluted": true}, "payload": {"type": "obsolete.1", "data": {"__proto__": {"polluted": true}}}}`), { action: "ignore", reason: /obsolete/ }),
+  hgCase(
+    "nesting 100,000 deep as heads",
+    Buffer.from(
+      `{"payload": {"type": "changegroup.1", "data": {"repo_url": "https://hg.mozilla.org/x", "heads": ${deeplyNested(100_000, '"a"')}, "pushlog_pushes": []}}}`,
+    ),
+    deadLetter(/heads\[0\]/),
+  ),
+  hgCase(
+    "__proto__ key (prototype pollution attempt)",
+    Buffer.from(`{"__proto__": {"polluted": true}, "payload": {"type": "obsolete.1", "data": {"__proto__": {"polluted": true}}}}`),
+    { action: "ignore", reason: /obsolete/ },
+  ),
 
   // Wrong shapes and types
   hgCase("neither envelope nor payload", json({ hello: "world" }), deadLetter(/neither a \{payload/)),
   hgCase("type is an object", json({ payload: { type: { evil: 1 }, data: {} } }), deadLetter(/payload\.type/)),
-  hgCase("repo_url is a number", changegroup((d) => (d.repo_url = 42)), deadLetter(/payload\.data\.repo_url/)),
-  hgCase("heads is a string", changegroup((d) => (d.heads = "2f77bc4f354d9ba67ea5270b2fc789f4b0521287")), deadLetter(/payload\.data\.heads/)),
-  hgCase("pushid is negative", changegroup((d) => (d.pushlog_pushes[0].pushid = -1)), deadLetter(/pushid/)),
+  hgCase(
+    "repo_url is a number",
+    changegroup((d) => (d.repo_url = 42)),
+    deadLetter(/payload\.data\.repo_url/),
+  ),
+  hgCase(
+    "heads is a string",
+    changegroup((d) => (d.heads = "2f77bc4f354d9ba67ea5270b2fc789f4b0521287")),
+    deadLetter(/payload\.data\.heads/),
+  ),
+  hgCase(
+    "pushid is negative",
+    changegroup((d) => (d.pushlog_pushes[0].pushid = -1)),
+    deadLetter(/pushid/),
+  ),
   hgCase("pushid is 1e400 (Infinity)", Buffer.from(JSON.stringify(hgEnvelope).replace('"pushid":7412', '"pushid":1e400')), deadLetter(/pushid/)),
-  hgCase("pushid is a string", changegroup((d) => (d.pushlog_pushes[0].pushid = "7412")), deadLetter(/pushid/)),
+  hgCase(
+    "pushid is a string",
+    changegroup((d) => (d.pushlog_pushes[0].pushid = "7412")),
+    deadLetter(/pushid/),
+  ),
   hgCase("pushid beyond 2^53", Buffer.from(JSON.stringify(hgEnvelope).replace('"pushid":7412', '"pushid":9007199254740993')), deadLetter(/pushid/)),
-  hgCase("unknown type with a 10 kB name", json({ payload: { type: "x".repeat(10_000), data: {} } }), { action: "ignore", reason: /^hgpushes type x{50} not handled$/ }),
+  hgCase("unknown type with a 10 kB name", json({ payload: { type: "x".repeat(10_000), data: {} } }), {
+    action: "ignore",
+    reason: /^hgpushes type x{50} not handled$/,
+  }),
 
   // Revisions that are not 40-hex
-  hgCase("head is an option (--upload-pack)", changegroup((d) => (d.heads = ["--upload-pack=touch /tmp/pwned"])), deadLetter(/heads\[0\]: must be a 40-hex/)),
-  hgCase("head is a revset (tip)", changegroup((d) => (d.heads = ["tip"])), deadLetter(/heads\[0\]: must be a 40-hex/)),
-  hgCase("head is 39 hex", changegroup((d) => (d.heads = ["2f77bc4f354d9ba67ea5270b2fc789f4b052128"])), deadLetter(/heads\[0\]/)),
-  hgCase("head is 40 chars with a shell metacharacter", changegroup((d) => (d.heads = ["2f77bc4f354d9ba67ea5270b2fc789f4b052128;"])), deadLetter(/heads\[0\]/)),
+  hgCase(
+    "head is an option (--upload-pack)",
+    changegroup((d) => (d.heads = ["--upload-pack=touch /tmp/pwned"])),
+    deadLetter(/heads\[0\]: must be a 40-hex/),
+  ),
+  hgCase(
+    "head is a revset (tip)",
+    changegroup((d) => (d.heads = ["tip"])),
+    deadLetter(/heads\[0\]: must be a 40-hex/),
+  ),
+  hgCase(
+    "head is 39 hex",
+    changegroup((d) => (d.heads = ["2f77bc4f354d9ba67ea5270b2fc789f4b052128"])),
+    deadLetter(/heads\[0\]/),
+  ),
+  hgCase(
+    "head is 40 chars with a shell metacharacter",
+    changegroup((d) => (d.heads = ["2f77bc4f354d9ba67ea5270b2fc789f4b052128;"])),
+    deadLetter(/heads\[0\]/),
+  ),
 
   // Repository URLs: schemes the bridge refuses outright
-  hgCase("repo_url file://", changegroup((d) => (d.repo_url = "file:///etc")), deadLetter(/repo_url: must be an http\(s\) URL/)),
-  hgCase("repo_url ext:: transport", changegroup((d) => (d.repo_url = "ext::sh -c touch% /tmp/pwned")), deadLetter(/repo_url/)),
-  hgCase("repo_url is an option (--upload-pack)", changegroup((d) => (d.repo_url = "--upload-pack=touch /tmp/pwned")), deadLetter(/repo_url/)),
-  hgCase("repo_url ssh -oProxyCommand", changegroup((d) => (d.repo_url = "ssh://-oProxyCommand=touch /tmp/pwned/x")), deadLetter(/repo_url/)),
+  hgCase(
+    "repo_url file://",
+    changegroup((d) => (d.repo_url = "file:///etc")),
+    deadLetter(/repo_url: must be an http\(s\) URL/),
+  ),
+  hgCase(
+    "repo_url ext:: transport",
+    changegroup((d) => (d.repo_url = "ext::sh -c touch% /tmp/pwned")),
+    deadLetter(/repo_url/),
+  ),
+  hgCase(
+    "repo_url is an option (--upload-pack)",
+    changegroup((d) => (d.repo_url = "--upload-pack=touch /tmp/pwned")),
+    deadLetter(/repo_url/),
+  ),
+  hgCase(
+    "repo_url ssh -oProxyCommand",
+    changegroup((d) => (d.repo_url = "ssh://-oProxyCommand=touch /tmp/pwned/x")),
+    deadLetter(/repo_url/),
+  ),
   hgCase("newrepo.1 with a file path", json({ payload: { type: "newrepo.1", data: { repo_url: "/etc/passwd" } } }), deadLetter(/repo_url/)),
 
   // Repository URLs the bridge enqueues (well-formed http) and the worker must refuse
-  hgCase("repo_url on a host not allowed", changegroup((d) => (d.repo_url = "https://evil.example.com/l10n-central/de")), refused(/not in ALLOWED_HOSTS/)),
-  hgCase("repo_url with .. traversal", changegroup((d) => (d.repo_url = "https://hg.mozilla.org/../../../etc")), refused(/'\.' or '\.\.' segments/)),
-  hgCase("repo_url with encoded traversal", changegroup((d) => (d.repo_url = "https://hg.mozilla.org/l10n%2F..%2F..%2Fetc")), refused(/'\.' or '\.\.' segments|encoded separators/)),
-  // Credentials never reach a job id, a lock name or a log: refused by the bridge itself.
-  hgCase("repo_url with credentials", changegroup((d) => (d.repo_url = "https://user:secret@hg.mozilla.org/l10n-central/de")), deadLetter(/repo_url: must not carry credentials/)),
-  hgCase("repo_url with a token as user", changegroup((d) => (d.repo_url = "https://ghp_secret@hg.mozilla.org/l10n-central/de")), deadLetter(/repo_url: must not carry credentials/)),
-  hgCase("newrepo.1 with credentials", json({ payload: { type: "newrepo.1", data: { repo_url: "https://user:secret@hg.mozilla.org/l10n-central/xx" } } }), deadLetter(/repo_url: must not carry credentials/)),
-  hgCase("repo_url with a query (--config hook)", changegroup((d) => (d.repo_url = "https://hg.mozilla.org/x?--config=hooks.pre-pull=touch")), refused(/query strings/)),
   hgCase(
-    "routing key with traversal and shell metacharacters",
-    json(hgEnvelope),
-    { action: "enqueue" },
-    "../../../etc/passwd; rm -rf / `id` $(id)",
+    "repo_url on a host not allowed",
+    changegroup((d) => (d.repo_url = "https://evil.example.com/l10n-central/de")),
+    refused(/not in ALLOWED_HOSTS/),
   ),
+  hgCase(
+    "repo_url with .. traversal",
+    changegroup((d) => (d.repo_url = "https://hg.mozilla.org/../../../etc")),
+    refused(/'\.' or '\.\.' segments/),
+  ),
+  hgCase(
+    "repo_url with encoded traversal",
+    changegroup((d) => (d.repo_url = "https://hg.mozilla.org/l10n%2F..%2F..%2Fetc")),
+    refused(/'\.' or '\.\.' segments|encoded separators/),
+  ),
+  // Credentials never reach a job id, a lock name or a log: refused by the bridge itself.
+  hgCase(
+    "repo_url with credentials",
+    changegroup((d) => (d.repo_url = "https://user:secret@hg.mozilla.org/l10n-central/de")),
+    deadLetter(/repo_url: must not carry credentials/),
+  ),
+  hgCase(
+    "repo_url with a token as user",
+    changegroup((d) => (d.repo_url = "https://ghp_secret@hg.mozilla.org/l10n-central/de")),
+    deadLetter(/repo_url: must not carry credentials/),
+  ),
+  hgCase(
+    "newrepo.1 with credentials",
+    json({ payload: { type: "newrepo.1", data: { repo_url: "https://user:secret@hg.mozilla.org/l10n-central/xx" } } }),
+    deadLetter(/repo_url: must not carry credentials/),
+  ),
+  hgCase(
+    "repo_url with a query (--config hook)",
+    changegroup((d) => (d.repo_url = "https://hg.mozilla.org/x?--config=hooks.pre-pull=touch")),
+    refused(/query strings/),
+  ),
+  hgCase("routing key with traversal and shell metacharacters", json(hgEnvelope), { action: "enqueue" }, "../../../etc/passwd; rm -rf / `id` $(id)"),
 
   // GitHub
   githubCase("GitHub full_name with traversal", (p) => (p.repository.full_name = "../.."), refused(/'\.' or '\.\.' segments/)),
   githubCase("GitHub full_name with three segments", (p) => (p.repository.full_name = "a/b/c"), deadLetter(/repository\.full_name/)),
   githubCase("GitHub commits is not an array", (p) => (p.commits = "all"), deadLetter(/payload\.commits/)),
-  githubCase("GitHub clone_url with credentials", (p) => (p.repository.clone_url = "https://x-access-token:secret@github.com/o/r.git"), deadLetter(/repository\.clone_url: must not carry credentials/)),
-  githubCase("GitHub html_url with a token", (p) => (p.repository.html_url = "https://secret@github.com/o/r"), deadLetter(/repository\.html_url: must not carry credentials/)),
+  githubCase(
+    "GitHub clone_url with credentials",
+    (p) => (p.repository.clone_url = "https://x-access-token:secret@github.com/o/r.git"),
+    deadLetter(/repository\.clone_url: must not carry credentials/),
+  ),
+  githubCase(
+    "GitHub html_url with a token",
+    (p) => (p.repository.html_url = "https://secret@github.com/o/r"),
+    deadLetter(/repository\.html_url: must not carry credentials/),
+  ),
 
   // Taskcluster
   taskCase("taskId with traversal", (b) => (b.status.taskId = "../../../etc/passwd"), deadLetter(/status\.taskId: must be a Taskcluster slugid/)),
@@ -235,7 +351,11 @@ export const ELMO_CASES: ElmoCase[] = [
   elmo("revisions key with encoded ..", (e) => (e.comparisons[0].revisions = { "/l10n/%2e%2e/%2e%2e/etc": "a".repeat(40) }), /must not contain '\.\.'/),
   elmo("revision not 40-hex", (e) => (e.comparisons[0].revisions["/l10n-central/de/"] = "tip"), /must be a full 40-hex revision/),
   elmo("revision an option", (e) => (e.comparisons[0].revisions["/l10n-central/de/"] = "--config=hooks.x=y"), /must be a full 40-hex revision/),
-  elmo("65 repositories in one comparison", (e) => (e.comparisons[0].revisions = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`/r${i}/`, "a".repeat(40)]))), /at most 64 repositories/),
+  elmo(
+    "65 repositories in one comparison",
+    (e) => (e.comparisons[0].revisions = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`/r${i}/`, "a".repeat(40)]))),
+    /at most 64 repositories/,
+  ),
   elmo("negative count", (e) => (e.comparisons[0].summary.missing = -1), /summary\.missing/),
   elmo("absurd count", (e) => (e.comparisons[0].summary.changed = 1e15), /summary\.changed/),
   elmo("fractional count", (e) => (e.comparisons[0].summary.keys = 1.5), /summary\.keys/),

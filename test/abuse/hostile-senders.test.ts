@@ -10,16 +10,16 @@
 import type { Job, Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { IGNORE_CATEGORIES } from "../../src/routing/route-message.ts";
-import type { Config } from "../../src/core/config.ts";
 import type { DeadLetterJob } from "../../src/contract/contracts.ts";
 import { MAX_DEAD_LETTER_BODY_BYTES } from "../../src/contract/job-requests.ts";
-import { replayDeadLetters } from "../../src/replay/dead-letters.ts";
+import type { Config } from "../../src/core/config.ts";
 import { createLogger } from "../../src/core/log.ts";
 import { registry } from "../../src/core/metrics.ts";
+import { replayDeadLetters } from "../../src/replay/dead-letters.ts";
+import { IGNORE_CATEGORIES } from "../../src/routing/route-message.ts";
 import { formatJson } from "../support/formats.ts";
 import { queueDepths } from "../support/pulse.ts";
-import { startRunningBridge, type RunningBridge } from "../support/running-bridge.ts";
+import { type RunningBridge, startRunningBridge } from "../support/running-bridge.ts";
 import { createTestEnvironment, SERVICES, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
 
@@ -40,7 +40,17 @@ async function addAgedLetters(queue: Queue, count: number): Promise<string[]> {
     const data: DeadLetterJob = {
       kind: "dead-letter",
       reason: "old",
-      message: { connection: "pulse", feed: "hgpushes", exchange: "x", routingKey: "k", body: `{old ${i}`, bodyEncoding: "utf8", headers: {}, redelivered: false, receivedAt: new Date(Date.now() - 40 * DAY).toISOString() },
+      message: {
+        connection: "pulse",
+        feed: "hgpushes",
+        exchange: "x",
+        routingKey: "k",
+        body: `{old ${i}`,
+        bodyEncoding: "utf8",
+        headers: {},
+        redelivered: false,
+        receivedAt: new Date(Date.now() - 40 * DAY).toISOString(),
+      },
       bodyBytes: 6,
       bodySha256: "0",
       bodyTruncated: false,
@@ -80,7 +90,11 @@ afterAll(async () => {
 describe("dead letters from large distinct messages", () => {
   it("letters older than DEAD_LETTER_MAX_AGE (default 30 days) are removed by the bridge", async () => {
     const queue = running.queues["dead-letter"];
-    await waitFor("the aged dead letters to be removed", async () => (await queue.getJob("dead|aged-0")) === undefined && (await queue.getJob("dead|aged-2")) === undefined, { timeoutMs: 15_000 });
+    await waitFor(
+      "the aged dead letters to be removed",
+      async () => (await queue.getJob("dead|aged-0")) === undefined && (await queue.getJob("dead|aged-2")) === undefined,
+      { timeoutMs: 15_000 },
+    );
   });
 
   it("each costs a bounded amount of Redis, and the queue is trimmed to DEAD_LETTER_MAX_COUNT", async () => {
@@ -119,7 +133,9 @@ describe("dead letters from large distinct messages", () => {
     const letters = (await queue.getWaiting(0, -1)) as Array<Job<DeadLetterJob>>;
     expect(letters).toHaveLength(MAX_COUNT);
     // The newest MAX_COUNT stayed (the oldest went first).
-    expect(letters.map((job) => Number(job.data.message.routingKey.split("/")[1])).sort((a, b) => a - b)).toEqual(Array.from({ length: MAX_COUNT }, (_, i) => n - MAX_COUNT + i));
+    expect(letters.map((job) => Number(job.data.message.routingKey.split("/")[1])).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: MAX_COUNT }, (_, i) => n - MAX_COUNT + i),
+    );
     for (const job of letters) {
       expect(job.data).toMatchObject({ bodyBytes: size, bodyTruncated: true });
       expect(job.data.reason).toMatch(/exceeds the 1048576-byte limit \(body truncated to its first 65536 of 2097152 bytes\)/);
@@ -141,10 +157,18 @@ describe("dead letters from large distinct messages", () => {
     const queue = running.queues["dead-letter"];
     const [letter] = (await queue.getWaiting(0, 0)) as Array<Job<DeadLetterJob>>;
     const summary = await replayDeadLetters(config, running.queues, { id: letter!.id!, dryRun: true });
-    expect(summary.outcomes).toEqual([{ id: letter!.id, outcome: "unroutable", detail: expect.stringMatching(/cannot be replayed in full: only the first bytes of its 2097152-byte body were kept \(sha256 [0-9a-f]{64}\)/) }]);
+    expect(summary.outcomes).toEqual([
+      {
+        id: letter!.id,
+        outcome: "unroutable",
+        detail: expect.stringMatching(/cannot be replayed in full: only the first bytes of its 2097152-byte body were kept \(sha256 [0-9a-f]{64}\)/),
+      },
+    ]);
 
     await running.publisher.publish(config.pulse.exchanges.hgpushes, "small", "{not json");
-    const small = await waitFor("the small dead letter", async () => ((await queue.getWaiting(0, -1)) as Array<Job<DeadLetterJob>>).find((job) => job.data.message.routingKey === "small"));
+    const small = await waitFor("the small dead letter", async () =>
+      ((await queue.getWaiting(0, -1)) as Array<Job<DeadLetterJob>>).find((job) => job.data.message.routingKey === "small"),
+    );
     expect(small!.data).toMatchObject({ bodyBytes: 9, bodyTruncated: false });
     const again = await replayDeadLetters(config, running.queues, { id: small!.id!, dryRun: true });
     expect(again.outcomes[0]).toMatchObject({ outcome: "still-invalid", detail: expect.stringMatching(/^body is not JSON/) });
@@ -196,7 +220,18 @@ describe("credentials in repository URLs", () => {
       for (const key of keys) {
         if (key.includes("s3cr3t")) leaks.push(key);
         const type = await redis.type(key);
-        const text = type === "hash" ? JSON.stringify(await redis.hgetall(key)) : type === "string" ? await redis.get(key) : type === "list" ? JSON.stringify(await redis.lrange(key, 0, -1)) : type === "zset" ? JSON.stringify(await redis.zrange(key, 0, -1)) : type === "stream" ? JSON.stringify(await redis.xrange(key, "-", "+")) : "";
+        const text =
+          type === "hash"
+            ? JSON.stringify(await redis.hgetall(key))
+            : type === "string"
+              ? await redis.get(key)
+              : type === "list"
+                ? JSON.stringify(await redis.lrange(key, 0, -1))
+                : type === "zset"
+                  ? JSON.stringify(await redis.zrange(key, 0, -1))
+                  : type === "stream"
+                    ? JSON.stringify(await redis.xrange(key, "-", "+"))
+                    : "";
         if (text?.includes("s3cr3t")) leaks.push(`${key} (value)`);
       }
     } while (cursor !== "0");

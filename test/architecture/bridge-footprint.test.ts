@@ -19,12 +19,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { closeQueues, openQueues, type Queues } from "../../src/contract/queues.ts";
-import { createRedis, type Redis } from "../../src/core/redis.ts";
-import { assertCliBuilt, CLI_PATH } from "../support/bridge-process.ts";
-import { declareExchanges, openPublisher, taskCompletedMessage, type Publisher } from "../support/pulse.ts";
-import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
+import { afterAll, expect, it } from "vitest";
+import { CLI_PATH, useBridgeProcessSetting } from "../support/bridge-process.ts";
+import { taskCompletedMessage } from "../support/pulse.ts";
 import { waitFor } from "../support/wait-for.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
@@ -50,27 +47,9 @@ const scratch = mkdtempSync(path.join(tmpdir(), "bridge-footprint-"));
 const recorder = path.join(scratch, "record-modules.mjs");
 writeFileSync(recorder, RECORDER);
 
-let env: TestEnvironment;
-let publisher: Publisher;
-let redis: Redis;
-let queues: Queues;
+const t = useBridgeProcessSetting("bridge-footprint", { built: cli === CLI_PATH });
 
-beforeAll(async () => {
-  if (cli === CLI_PATH) assertCliBuilt();
-  env = await createTestEnvironment("bridge-footprint");
-  publisher = await openPublisher();
-  await declareExchanges(publisher, env.config);
-  redis = createRedis(env.config.redis.url, "worker");
-  queues = openQueues(redis, env.config.redis.prefix);
-});
-
-afterAll(async () => {
-  await publisher?.close();
-  if (queues) await closeQueues(queues);
-  redis?.disconnect();
-  await env?.cleanup();
-  rmSync(scratch, { recursive: true, force: true });
-});
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 /** The package a module URL belongs to (`@scope/name` or `name`), or undefined for our own files and Node's. */
 function packageOf(url: string): string | undefined {
@@ -92,7 +71,7 @@ it("a running bridge has not loaded Prisma, pg, express, helmet, Bull Board or t
   writeFileSync(record, "");
   const child = spawn(process.execPath, ["--import", recorder, cli, "bridge"], {
     cwd: root,
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env.env, LOG_LEVEL: "info", RECORD_MODULES_TO: record },
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...t.env.env, LOG_LEVEL: "info", RECORD_MODULES_TO: record },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let logs = "";
@@ -104,10 +83,13 @@ it("a running bridge has not loaded Prisma, pg, express, helmet, Bull Board or t
     console.log(`bridge (${path.relative(root, cli) || cli}) consuming: ${residentMegabytes(child.pid!)} MB resident`);
 
     // One message becomes a job, one a dead letter: routing and enqueueing have run too.
-    const message = taskCompletedMessage(1, env.config);
-    await publisher.publish(message.exchange, message.routingKey, message.body, message.options);
-    await publisher.publish(env.config.pulse.exchanges.hgpushes, "l10n-central/de", "not json");
-    await waitFor("a tc-ingest job and a dead letter", async () => (await queues["tc-ingest"].count()) === 1 && (await queues["dead-letter"].count()) === 1);
+    const message = taskCompletedMessage(1, t.env.config);
+    await t.publisher.publish(message.exchange, message.routingKey, message.body, message.options);
+    await t.publisher.publish(t.env.config.pulse.exchanges.hgpushes, "l10n-central/de", "not json");
+    await waitFor(
+      "a tc-ingest job and a dead letter",
+      async () => (await t.queues["tc-ingest"].count()) === 1 && (await t.queues["dead-letter"].count()) === 1,
+    );
     console.log(`bridge after two messages: ${residentMegabytes(child.pid!)} MB resident`);
 
     child.kill("SIGTERM");
@@ -123,7 +105,10 @@ it("a running bridge has not loaded Prisma, pg, express, helmet, Bull Board or t
   // The recorder saw the process: the bridge's own modules and libraries are there.
   const ours = loaded.filter((url) => url.startsWith("file:") && !url.includes("/node_modules/")).map((url) => fileURLToPath(url));
   for (const module of ["cli.js", "bridge/bridge.js", "bridge/feed-consumer.js", "routing/route-message.js", "contract/queues.js"]) {
-    expect(ours.some((file) => file.endsWith(`${path.sep}${module}`)), `${module} loaded`).toBe(true);
+    expect(
+      ours.some((file) => file.endsWith(`${path.sep}${module}`)),
+      `${module} loaded`,
+    ).toBe(true);
   }
   expect(packages).toEqual(expect.arrayContaining(["amqplib", "bullmq", "ioredis"]));
 
@@ -131,7 +116,9 @@ it("a running bridge has not loaded Prisma, pg, express, helmet, Bull Board or t
   expect(packages.filter((name) => FORBIDDEN.some((pattern) => pattern.test(name)))).toEqual([]);
   // (jobs/pools.js is the pool table the CLI's --help lists; it imports the pools themselves on demand.)
   const build = path.dirname(cli);
-  const foreign = ours.map((file) => path.relative(build, file)).filter((file) => /^(generated|storage|jobs|dashboard|vcs|http|start|demo|replay)[/\\]/.test(file) && file !== path.join("jobs", "pools.js"));
+  const foreign = ours
+    .map((file) => path.relative(build, file))
+    .filter((file) => /^(generated|storage|jobs|dashboard|vcs|http|start|demo|replay)[/\\]/.test(file) && file !== path.join("jobs", "pools.js"));
   expect(foreign).toEqual([]);
 });
 

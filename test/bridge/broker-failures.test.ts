@@ -5,38 +5,19 @@
  * limit). It reconnects, declares its queue and bindings again and goes on
  * consuming; nothing is lost and nothing is enqueued twice.
  */
-import { afterAll, beforeAll, expect, it } from "vitest";
-import type { BridgeHandle } from "../../src/bridge/bridge.ts";
-import type { Config } from "../../src/core/config.ts";
-import type { Queues } from "../../src/contract/queues.ts";
+import { beforeAll, expect, it } from "vitest";
 import { brokerReconnects } from "../../src/core/metrics.ts";
-import { closeConnections, deleteQueue, queueDepth, taskCompletedMessage, type Publisher } from "../support/pulse.ts";
-import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
+import { closeConnections, deleteQueue, queueDepth, taskCompletedMessage } from "../support/pulse.ts";
+import { useRunningBridge } from "../support/running-bridge.ts";
 import { waitFor } from "../support/wait-for.ts";
-import { startRunningBridge, type RunningBridge } from "../support/running-bridge.ts";
 
-let env: TestEnvironment;
-let config: Config;
-let bridge: BridgeHandle;
-let publisher: Publisher;
-let queues: Queues;
 let tcQueue: string;
 let rootHost: string;
+const t = useRunningBridge("bridge-broker", { PULSE_PREFETCH: "50" }, { reconnectInitialDelayMs: 100, reconnectMaxDelayMs: 1_000 });
 
-let running: RunningBridge;
-
-beforeAll(async () => {
-  env = await createTestEnvironment("bridge-broker");
-  config = env.configWith({ PULSE_PREFETCH: "50" });
-  running = await startRunningBridge(config, { reconnectInitialDelayMs: 100, reconnectMaxDelayMs: 1_000 });
-  ({ bridge, publisher, queues } = running);
-  tcQueue = bridge.status().feeds.find((f) => f.source === "taskcluster")!.queue;
-  rootHost = new URL(config.taskcluster.rootUrl).host;
-});
-
-afterAll(async () => {
-  await running?.close();
-  await env?.cleanup();
+beforeAll(() => {
+  tcQueue = t.bridge.status().feeds.find((f) => f.source === "taskcluster")!.queue;
+  rootHost = new URL(t.config.taskcluster.rootUrl).host;
 });
 
 async function reconnects(): Promise<number> {
@@ -44,17 +25,17 @@ async function reconnects(): Promise<number> {
 }
 
 async function publishRange(from: number, to: number) {
-  const messages = Array.from({ length: to - from }, (_, i) => taskCompletedMessage(from + i, config));
-  await publisher.publishMany(messages.map((m) => ({ exchange: m.exchange, routingKey: m.routingKey, body: m.body, options: m.options })));
+  const messages = Array.from({ length: to - from }, (_, i) => taskCompletedMessage(from + i, t.config));
+  await t.publisher.publishMany(messages.map((m) => ({ exchange: m.exchange, routingKey: m.routingKey, body: m.body, options: m.options })));
   return messages.map((m) => `tc|${rootHost}|${m.taskId}|0`);
 }
 
 async function everyJob(ids: string[]): Promise<void> {
-  await waitFor(`${ids.length} jobs`, async () => (await Promise.all(ids.map((id) => queues["tc-ingest"].getJob(id)))).every(Boolean));
+  await waitFor(`${ids.length} jobs`, async () => (await Promise.all(ids.map((id) => t.queues["tc-ingest"].getJob(id)))).every(Boolean));
 }
 
 async function total(): Promise<number> {
-  return Object.values(await queues["tc-ingest"].getJobCounts()).reduce((a, b) => a + b, 0);
+  return Object.values(await t.queues["tc-ingest"].getJobCounts()).reduce((a, b) => a + b, 0);
 }
 
 async function drained(): Promise<void> {
@@ -77,7 +58,7 @@ it("a forced connection close in the middle of a stream: reconnects, loses nothi
   await drained();
   expect(await total()).toBe(ids.length);
   await everyJob(ids);
-  expect(bridge.status()).toMatchObject({ connected: true, paused: false });
+  expect(t.bridge.status()).toMatchObject({ connected: true, paused: false });
 });
 
 it("the queue deleted under it: declares it again with its bindings and goes on consuming", async () => {
@@ -85,7 +66,7 @@ it("the queue deleted under it: declares it again with its bindings and goes on 
   await deleteQueue(tcQueue);
   await waitFor("a reconnection", async () => (await reconnects()) > before);
   await waitFor("the queue declared again", async () => (await queueDepth(tcQueue)) !== undefined);
-  await waitFor("consuming again", () => bridge.status().feeds.every((f) => f.consuming));
+  await waitFor("consuming again", () => t.bridge.status().feeds.every((f) => f.consuming));
   const ids = await publishRange(5000, 5020);
   await everyJob(ids);
   await drained();

@@ -4,54 +4,32 @@
  * nothing, and no credential ever reaches its logs, even when the broker
  * refuses the login and the URL is reported.
  */
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { startBridge } from "../../src/bridge/bridge.ts";
 import { pulseFeeds } from "../../src/core/config.ts";
-import { closeQueues, openQueues, type Queues } from "../../src/contract/queues.ts";
 import { createLogger } from "../../src/core/log.ts";
-import { createRedis, type Redis } from "../../src/core/redis.ts";
-import { assertCliBuilt, spawnBridgeProcess, type BridgeProcess } from "../support/bridge-process.ts";
-import { declareExchanges, openPublisher, queueDepth, taskCompletedMessage, type Publisher } from "../support/pulse.ts";
-import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
+import { type BridgeProcess, spawnBridgeProcess, useBridgeProcessSetting } from "../support/bridge-process.ts";
+import { queueDepth, taskCompletedMessage } from "../support/pulse.ts";
 import { waitFor } from "../support/wait-for.ts";
 
-let env: TestEnvironment;
-let publisher: Publisher;
-let redis: Redis;
-let queues: Queues;
-
-beforeAll(async () => {
-  assertCliBuilt();
-  env = await createTestEnvironment("bridge-cli");
-  publisher = await openPublisher();
-  await declareExchanges(publisher, env.config);
-  redis = createRedis(env.config.redis.url, "worker");
-  queues = openQueues(redis, env.config.redis.prefix);
-});
-
-afterAll(async () => {
-  await publisher?.close();
-  if (queues) await closeQueues(queues);
-  redis?.disconnect();
-  await env?.cleanup();
-});
+const t = useBridgeProcessSetting("bridge-cli");
 
 function runBridge(extraEnv: Record<string, string>): BridgeProcess {
-  return spawnBridgeProcess({ ...env.env, LOG_LEVEL: "debug", ...extraEnv });
+  return spawnBridgeProcess({ ...t.env.env, LOG_LEVEL: "debug", ...extraEnv });
 }
 
 async function jobTotal(): Promise<number> {
-  return Object.values(await queues["tc-ingest"].getJobCounts()).reduce((a, b) => a + b, 0);
+  return Object.values(await t.queues["tc-ingest"].getJobCounts()).reduce((a, b) => a + b, 0);
 }
 
 it("SIGTERM in the middle of a stream: exits 0, every message is a job or still in the queue, and the next bridge makes each a job once", async () => {
-  const config = env.config;
+  const config = t.env.config;
   // Redis with a password it does not need: ioredis warns and goes on, and the password must not be logged.
   const bridge = runBridge({ REDIS_URL: "redis://:redis-Secret-4711@127.0.0.1:6379" });
   try {
     await waitFor("the bridge to consume its three queues", () => (bridge.logs().match(/consuming from Pulse/g)?.length ?? 0) >= 3);
     const messages = Array.from({ length: 5000 }, (_, i) => taskCompletedMessage(i, config));
-    const publishing = publisher.publishMany(messages.map((m) => ({ exchange: m.exchange, routingKey: m.routingKey, body: m.body, options: m.options })));
+    const publishing = t.publisher.publishMany(messages.map((m) => ({ exchange: m.exchange, routingKey: m.routingKey, body: m.body, options: m.options })));
     await waitFor("the first jobs", async () => (await jobTotal()) > 0, { intervalMs: 5 });
     bridge.child.kill("SIGTERM");
     expect(await bridge.exited).toBe(0);
@@ -67,7 +45,15 @@ it("SIGTERM in the middle of a stream: exits 0, every message is a job or still 
     // the last acks after the close): at most the in-flight window, and the
     // redelivery adds no second job (deterministic ids, checked below).
     const overlap = jobs + depth.ready - messages.length;
-    if (overlap !== 0) console.log(`overlap ${overlap}:`, bridge.logs().split("\n").filter((l) => !l.includes('"level":20')).join("\n"));
+    if (overlap !== 0)
+      console.log(
+        `overlap ${overlap}:`,
+        bridge
+          .logs()
+          .split("\n")
+          .filter((l) => !l.includes('"level":20'))
+          .join("\n"),
+      );
     expect(overlap).toBeGreaterThanOrEqual(0);
     expect(overlap).toBeLessThanOrEqual(config.pulse.prefetch);
     expect(bridge.logs()).toMatch(/bridge stopped/);

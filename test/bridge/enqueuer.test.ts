@@ -6,16 +6,16 @@
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Enqueuer } from "../../src/bridge/enqueuer.ts";
-import { loadConfig, pulseFeeds } from "../../src/core/config.ts";
 import type { AnyJobRequest } from "../../src/contract/contracts.ts";
 import { tcIngestJobRequest } from "../../src/contract/job-requests.ts";
 import { closeQueues, openQueues, type Queues } from "../../src/contract/queues.ts";
+import { loadConfig, pulseFeeds } from "../../src/core/config.ts";
 import { createLogger } from "../../src/core/log.ts";
 import { createRedis, type Redis } from "../../src/core/redis.ts";
 import { routeMessage } from "../../src/routing/route-message.ts";
+import { type PrivateRedis, startPrivateRedis } from "../support/private-redis.ts";
 import { taskCompletedMessage } from "../support/pulse.ts";
 import { waitFor } from "../support/wait-for.ts";
-import { startPrivateRedis, type PrivateRedis } from "../support/private-redis.ts";
 
 const prefix = `t-enqueuer-${process.pid}`;
 const config = loadConfig({});
@@ -40,7 +40,10 @@ afterAll(async () => {
 
 function tcJob(n: number): AnyJobRequest {
   const m = taskCompletedMessage(n, config);
-  const decision = routeMessage({ feed, exchange: m.exchange, routingKey: m.routingKey, content: Buffer.from(JSON.stringify(m.body)), headers: {}, redelivered: false }, config);
+  const decision = routeMessage(
+    { feed, exchange: m.exchange, routingKey: m.routingKey, content: Buffer.from(JSON.stringify(m.body)), headers: {}, redelivered: false },
+    config,
+  );
   if (decision.action !== "enqueue") throw new Error("expected a job");
   return decision.job;
 }

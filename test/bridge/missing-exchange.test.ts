@@ -6,9 +6,9 @@
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { startBridge, type BridgeHandle } from "../../src/bridge/bridge.ts";
-import type { Config } from "../../src/core/config.ts";
+import { type BridgeHandle, startBridge } from "../../src/bridge/bridge.ts";
 import { closeQueues, openQueues, type Queues } from "../../src/contract/queues.ts";
+import type { Config } from "../../src/core/config.ts";
 import { createRedis, type Redis } from "../../src/core/redis.ts";
 import { formatJson } from "../support/formats.ts";
 import { openPublisher, type Publisher } from "../support/pulse.ts";
@@ -59,7 +59,7 @@ it("logs the missing exchanges, consumes what exists, and binds an exchange once
     taskcluster: [config.pulse.exchanges.taskCompleted],
   });
   const errors = lines.filter((l) => l.level === 50 && /exchange does not exist/.test(l.msg));
-  expect(errors.map((l) => l.missing).flat().sort()).toEqual([...missing.github!, ...missing.taskcluster!].sort());
+  expect(errors.flatMap((l) => l.missing).sort()).toEqual([...missing.github!, ...missing.taskcluster!].sort());
 
   // What exists works meanwhile.
   await publisher.publish(config.pulse.exchanges.hgpushes, "mozilla-central", formatJson("hgpushes/v2-changegroup.1.envelope.json"));

@@ -9,11 +9,11 @@
  * the messages behind the culprit flow again.
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { pulseFeeds, type PulseFeed } from "../../src/core/config.ts";
+import { type PulseFeed, pulseFeeds } from "../../src/core/config.ts";
 import { replayPoison } from "../../src/replay/poison-queue.ts";
 import { publishDeepHeaders } from "../support/deep-headers.ts";
 import { queueDepth, taskCompletedMessage } from "../support/pulse.ts";
-import { startRunningBridge, type RunningBridge } from "../support/running-bridge.ts";
+import { type RunningBridge, startRunningBridge } from "../support/running-bridge.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
 
@@ -50,7 +50,9 @@ it("moves an undecodable message to the poison queue itself when the broker does
   await publish(10, 60);
 
   const ids = innocent.map((m) => `tc|${host}|${m.taskId}|0`);
-  await waitFor("every ordinary message as a job", async () => (await Promise.all(ids.map((id) => queues["tc-ingest"].getJob(id)))).every(Boolean), { timeoutMs: 60_000 });
+  await waitFor("every ordinary message as a job", async () => (await Promise.all(ids.map((id) => queues["tc-ingest"].getJob(id)))).every(Boolean), {
+    timeoutMs: 60_000,
+  });
   await waitFor("the culprit, alone, in the poison queue", async () => (await queueDepth(feed.poisonQueue))?.ready === 1);
   await waitFor("the feed's queue empty and acked", async () => {
     const depth = await queueDepth(feed.queue);

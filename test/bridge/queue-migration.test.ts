@@ -13,10 +13,10 @@ import { promisify } from "node:util";
 import amqp from "amqplib";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { feedBindings } from "../../src/bridge/feed-bindings.ts";
-import { pulseFeeds, type PulseFeed } from "../../src/core/config.ts";
+import { type PulseFeed, pulseFeeds } from "../../src/core/config.ts";
 import { publishDeepHeaders } from "../support/deep-headers.ts";
-import { declareExchanges, openPublisher, queueDepth, taskCompletedMessage, type Publisher } from "../support/pulse.ts";
-import { startRunningBridge, type RunningBridge } from "../support/running-bridge.ts";
+import { declareExchanges, openPublisher, type Publisher, queueDepth, taskCompletedMessage } from "../support/pulse.ts";
+import { type RunningBridge, startRunningBridge } from "../support/running-bridge.ts";
 import { createTestEnvironment, SERVICES, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
 

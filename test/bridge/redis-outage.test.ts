@@ -3,16 +3,17 @@
  * stops consuming, every message stays in RabbitMQ (ready or unacked), and
  * once Redis is back each one becomes its job exactly once.
  */
-import { afterAll, beforeAll, expect, it } from "vitest";
+
 import { Redis } from "ioredis";
-import { startBridge, type BridgeHandle } from "../../src/bridge/bridge.ts";
-import type { Config } from "../../src/core/config.ts";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { type BridgeHandle, startBridge } from "../../src/bridge/bridge.ts";
 import { closeQueues, openQueues, type Queues } from "../../src/contract/queues.ts";
+import type { Config } from "../../src/core/config.ts";
 import { createLogger } from "../../src/core/log.ts";
-import { declareExchanges, openPublisher, queueDepth, taskCompletedMessage, type Publisher } from "../support/pulse.ts";
+import { type PrivateRedis, startPrivateRedis } from "../support/private-redis.ts";
+import { declareExchanges, openPublisher, type Publisher, queueDepth, taskCompletedMessage } from "../support/pulse.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
-import { startPrivateRedis, type PrivateRedis } from "../support/private-redis.ts";
 
 let env: TestEnvironment;
 let config: Config;

@@ -9,7 +9,7 @@ import type { Socket } from "node:net";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { coalesceWrites } from "../../src/bridge/write-coalescer.ts";
 import { createRedis, type Redis } from "../../src/core/redis.ts";
-import { startPrivateRedis, type PrivateRedis } from "../support/private-redis.ts";
+import { type PrivateRedis, startPrivateRedis } from "../support/private-redis.ts";
 import { waitFor } from "../support/wait-for.ts";
 
 const COMMANDS = 200;

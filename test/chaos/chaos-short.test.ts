@@ -11,7 +11,15 @@ import { CLI } from "../../chaos/processes.ts";
 it("loses nothing and duplicates nothing under every fault of the chaos suite", async () => {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first (CI does)`);
   const lines: string[] = [];
-  const result = await runChaos({ messages: 300, rate: 50, seed: 7, redisDownMs: 10_000, drainTimeoutMs: 90_000, pushesPerRepository: 5, report: (line) => lines.push(line) });
+  const result = await runChaos({
+    messages: 300,
+    rate: 50,
+    seed: 7,
+    redisDownMs: 10_000,
+    drainTimeoutMs: 90_000,
+    pushesPerRepository: 5,
+    report: (line) => lines.push(line),
+  });
   const table = formatResult(result);
   // Printed on success too: CI logs then hold the figures of every run.
   console.log(`chaos (short)\n${table}`);

@@ -41,12 +41,18 @@ describe("redaction of rendered job data", () => {
 describe("redaction of text", () => {
   it("masks a token in a URL's user part as well as user:password, idempotently, and leaves other text alone", () => {
     expect(redactText("clone https://ghp_abc123@github.com/o/r failed")).toBe("clone https://***@github.com/o/r failed");
-    expect(redactText("https://x-access-token:tok@github.com/o/r and ssh://git:pw@host/x")).toBe("https://x-access-token:***@github.com/o/r and ssh://git:***@host/x");
+    expect(redactText("https://x-access-token:tok@github.com/o/r and ssh://git:pw@host/x")).toBe(
+      "https://x-access-token:***@github.com/o/r and ssh://git:***@host/x",
+    );
     expect(redactText(redactText("https://a:b@h/x https://t@h/y"))).toBe("https://a:***@h/x https://***@h/y");
     expect(redactText("mail test@example.org, https://hg.mozilla.org/x?y=a@b")).toBe("mail test@example.org, https://hg.mozilla.org/x?y=a@b");
   });
 
   it("redactUrlsDeep keeps keys (Bull Board's own fields) and masks every string", () => {
-    expect(redactUrlsDeep({ failedReason: "at https://u:p@h/x", stacktrace: ["Error: https://tok@h/y"], token: 1 })).toEqual({ failedReason: "at https://u:***@h/x", stacktrace: ["Error: https://***@h/y"], token: 1 });
+    expect(redactUrlsDeep({ failedReason: "at https://u:p@h/x", stacktrace: ["Error: https://tok@h/y"], token: 1 })).toEqual({
+      failedReason: "at https://u:***@h/x",
+      stacktrace: ["Error: https://***@h/y"],
+      token: 1,
+    });
   });
 });

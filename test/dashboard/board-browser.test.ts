@@ -10,21 +10,30 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Queue, Worker } from "bullmq";
-import { chromium, type BrowserContext } from "playwright-core";
+import { type BrowserContext, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TcIngestJob } from "../../src/contract/contracts.ts";
 import { Lifecycle } from "../../src/core/lifecycle.ts";
 import { createLogger } from "../../src/core/log.ts";
 import { createRedis, type Redis } from "../../src/core/redis.ts";
-import { startDashboard, type DashboardHandle } from "../../src/dashboard/server.ts";
-import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
+import { type DashboardHandle, startDashboard } from "../../src/dashboard/server.ts";
 import { syntheticMessage, syntheticTcRun } from "../support/synthetic-jobs.ts";
+import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
 
 const ARTIFACTS = path.resolve("test-artifacts");
 const USER = "ops";
 const PASSWORD = "board-secret-4711";
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
 
 let env: TestEnvironment;
 let lifecycle: Lifecycle;
@@ -151,7 +160,10 @@ describe("Bull Board", () => {
     const anonymous = await fetch(`${withAuth.url}/queues/api/queues/tc-ingest/retry/failed`, { method: "PUT" });
     expect(anonymous.status).toBe(401);
     expect(anonymous.headers.get("www-authenticate")).toContain("Basic");
-    const wrongPassword = await fetch(`${withAuth.url}/queues/api/queues/tc-ingest/retry/failed`, { method: "PUT", headers: { authorization: `Basic ${Buffer.from(`${USER}:nope`).toString("base64")}` } });
+    const wrongPassword = await fetch(`${withAuth.url}/queues/api/queues/tc-ingest/retry/failed`, {
+      method: "PUT",
+      headers: { authorization: `Basic ${Buffer.from(`${USER}:nope`).toString("base64")}` },
+    });
     expect(wrongPassword.status).toBe(401);
     expect(await queue.getJobState("tc|stay-failed")).toBe("failed");
     await page.close();

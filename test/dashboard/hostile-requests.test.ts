@@ -14,17 +14,17 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { Queue, Worker } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MAX_JOBS_PER_PAGE } from "../../src/dashboard/bull-board.ts";
-import { diffBackends } from "../../src/dashboard/extras.ts";
-import { MAX_RUNNING_DIFFS, MAX_WAITING_DIFFS } from "../../src/dashboard/read-api.ts";
-import { startDashboard, type DashboardHandle } from "../../src/dashboard/server.ts";
 import { Lifecycle } from "../../src/core/lifecycle.ts";
 import { createLogger } from "../../src/core/log.ts";
 import { createRedis, type Redis } from "../../src/core/redis.ts";
+import { MAX_JOBS_PER_PAGE } from "../../src/dashboard/bull-board.ts";
+import { diffBackends } from "../../src/dashboard/extras.ts";
+import { MAX_RUNNING_DIFFS, MAX_WAITING_DIFFS } from "../../src/dashboard/read-api.ts";
+import { type DashboardHandle, startDashboard } from "../../src/dashboard/server.ts";
 import type { VcsBackend } from "../../src/vcs/backend.ts";
 import { clonePathFor } from "../../src/vcs/clone-path.ts";
-import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { syntheticMessage } from "../support/synthetic-jobs.ts";
+import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
 
 const REPO_URL = "http://127.0.0.1:1/l10n-central/fr";
@@ -63,7 +63,11 @@ const countingHg: VcsBackend = {
 };
 
 function hg(cwd: string, ...args: string[]): string {
-  return execFileSync("hg", args, { cwd, encoding: "utf8", env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HGPLAIN: "1", HGUSER: "Test <test@example.org>" } });
+  return execFileSync("hg", args, {
+    cwd,
+    encoding: "utf8",
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HGPLAIN: "1", HGUSER: "Test <test@example.org>" },
+  });
 }
 
 beforeAll(async () => {
@@ -97,7 +101,13 @@ afterAll(async () => {
 describe("Bull Board", () => {
   it(`lists at most ${PAGE_CAP} jobs per request, whatever jobsPerPage asks`, async () => {
     const queue = new Queue("dead-letter", { connection: redis, prefix: env.config.redis.prefix });
-    await queue.addBulk(Array.from({ length: 150 }, (_, i) => ({ name: "dead-letter", data: { kind: "dead-letter", reason: "r", message: syntheticMessage({ body: "x".repeat(1000) }) }, opts: { jobId: `dead|${i}` } })));
+    await queue.addBulk(
+      Array.from({ length: 150 }, (_, i) => ({
+        name: "dead-letter",
+        data: { kind: "dead-letter", reason: "r", message: syntheticMessage({ body: "x".repeat(1000) }) },
+        opts: { jobId: `dead|${i}` },
+      })),
+    );
     const response = await fetch(`${dashboard.url}/queues/api/queues?activeQueue=dead-letter&status=waiting&page=1&jobsPerPage=100000`);
     const text = await response.text();
     expect(response.status).toBe(200);
@@ -105,12 +115,18 @@ describe("Bull Board", () => {
     console.log(`[figure] Bull Board answer for jobsPerPage=100000 over 150 jobs: ${listed.jobs.length} jobs, ${text.length} bytes`);
     expect(listed.jobs.length).toBe(PAGE_CAP);
     expect(MAX_JOBS_PER_PAGE).toBe(PAGE_CAP);
-    const repeated = await (await fetch(`${dashboard.url}/queues/api/queues?activeQueue=dead-letter&status=waiting&page=1&jobsPerPage=10&jobsPerPage=100000`)).json() as { queues: Array<{ name: string; jobs: unknown[] }> };
+    const repeated = (await (
+      await fetch(`${dashboard.url}/queues/api/queues?activeQueue=dead-letter&status=waiting&page=1&jobsPerPage=10&jobsPerPage=100000`)
+    ).json()) as { queues: Array<{ name: string; jobs: unknown[] }> };
     expect(repeated.queues.find((q) => q.name === "dead-letter")!.jobs.length).toBe(PAGE_CAP);
-    const encoded = await (await fetch(`${dashboard.url}/queues/api/queues?activeQueue=dead-letter&status=waiting&page=1&jobs%50erPage=100000`)).json() as { queues: Array<{ name: string; jobs: unknown[] }> };
+    const encoded = (await (await fetch(`${dashboard.url}/queues/api/queues?activeQueue=dead-letter&status=waiting&page=1&jobs%50erPage=100000`)).json()) as {
+      queues: Array<{ name: string; jobs: unknown[] }>;
+    };
     expect(encoded.queues.find((q) => q.name === "dead-letter")!.jobs.length).toBe(PAGE_CAP);
     // An allowed size is left alone.
-    const small = await (await fetch(`${dashboard.url}/queues/api/queues?activeQueue=dead-letter&status=waiting&page=2&jobsPerPage=10`)).json() as { queues: Array<{ name: string; jobs: unknown[] }> };
+    const small = (await (await fetch(`${dashboard.url}/queues/api/queues?activeQueue=dead-letter&status=waiting&page=2&jobsPerPage=10`)).json()) as {
+      queues: Array<{ name: string; jobs: unknown[] }>;
+    };
     expect(small.queues.find((q) => q.name === "dead-letter")!.jobs.length).toBe(10);
     await queue.close();
   });
@@ -132,7 +148,10 @@ describe("Bull Board", () => {
     expect(raw!.failedReason).toContain(SECRET);
     expect((raw!.stacktrace ?? []).join("\n")).toContain(SECRET);
 
-    for (const path of ["/queues/api/queues?activeQueue=tc-ingest&status=failed&page=1&jobsPerPage=10", `/queues/api/queues/tc-ingest/${encodeURIComponent("tc|leaky")}`]) {
+    for (const path of [
+      "/queues/api/queues?activeQueue=tc-ingest&status=failed&page=1&jobsPerPage=10",
+      `/queues/api/queues/tc-ingest/${encodeURIComponent("tc|leaky")}`,
+    ]) {
       const response = await fetch(`${dashboard.url}${path}`);
       const text = await response.text();
       expect(response.status, path).toBe(200);
@@ -146,7 +165,16 @@ describe("Bull Board", () => {
 
 describe("/api", () => {
   it("masks credentials in the job history's errors", async () => {
-    await env.db.jobRecord.create({ data: { queue: "hg-sync", jobId: "hg-push|x|1", name: "hg-push", state: "failed", attempts: 1, error: `abort: HTTP Error 404 at https://elmo:${SECRET}@hg.example/x` } });
+    await env.db.jobRecord.create({
+      data: {
+        queue: "hg-sync",
+        jobId: "hg-push|x|1",
+        name: "hg-push",
+        state: "failed",
+        attempts: 1,
+        error: `abort: HTTP Error 404 at https://elmo:${SECRET}@hg.example/x`,
+      },
+    });
     const response = await fetch(`${dashboard.url}/api/jobs?queue=hg-sync`);
     const text = await response.text();
     expect(response.status).toBe(200);
@@ -155,7 +183,12 @@ describe("/api", () => {
   });
 
   it("answers 400, not 500, to a malformed percent-escape in a path", async () => {
-    for (const path of ["/api/repositories/%E0%A4%A", "/api/repositories/%E0%A4%A/pushes", "/queues/api/queues/tc-ingest/%E0%A4%A", "/queues/api/queues/%E0%A4%A/x"]) {
+    for (const path of [
+      "/api/repositories/%E0%A4%A",
+      "/api/repositories/%E0%A4%A/pushes",
+      "/queues/api/queues/tc-ingest/%E0%A4%A",
+      "/queues/api/queues/%E0%A4%A/x",
+    ]) {
       const response = await fetch(`${dashboard.url}${path}`);
       expect(response.status, path).toBe(400);
       expect(await response.text(), path).not.toMatch(/at .*\.js|URIError/);
@@ -172,13 +205,18 @@ describe("/api", () => {
       }),
     );
     // Either the bound holds (the refused ones have answered) or it is broken (more than the bound in flight).
-    await waitFor("the diffs beyond the bound to be refused, or the bound to be exceeded", () => (answers.length >= total - RUNNING - WAITING && inFlight === RUNNING) || maxInFlight > RUNNING);
+    await waitFor(
+      "the diffs beyond the bound to be refused, or the bound to be exceeded",
+      () => (answers.length >= total - RUNNING - WAITING && inFlight === RUNNING) || maxInFlight > RUNNING,
+    );
     expect(maxInFlight).toBeLessThanOrEqual(RUNNING);
     expect(inFlight).toBe(RUNNING);
     expect([MAX_RUNNING_DIFFS, MAX_WAITING_DIFFS]).toEqual([RUNNING, WAITING]);
     openGate();
     await Promise.all(requests);
-    console.log(`[figure] ${total} simultaneous diff requests: at most ${maxInFlight} diff processes at once; ${answers.filter((a) => a.status === 200).length} answered 200, ${answers.filter((a) => a.status === 503).length} answered 503`);
+    console.log(
+      `[figure] ${total} simultaneous diff requests: at most ${maxInFlight} diff processes at once; ${answers.filter((a) => a.status === 200).length} answered 200, ${answers.filter((a) => a.status === 503).length} answered 503`,
+    );
     expect(maxInFlight).toBeLessThanOrEqual(RUNNING);
     const refused = answers.filter((a) => a.status === 503);
     expect(refused).toHaveLength(total - RUNNING - WAITING);

@@ -10,12 +10,12 @@ import type { AddressInfo } from "node:net";
 import amqp from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pulseFeeds } from "../../src/core/config.ts";
-import { diffBackends } from "../../src/dashboard/extras.ts";
-import { startDashboard, type DashboardHandle } from "../../src/dashboard/server.ts";
 import { Lifecycle } from "../../src/core/lifecycle.ts";
 import { createLogger } from "../../src/core/log.ts";
+import { diffBackends } from "../../src/dashboard/extras.ts";
+import { type DashboardHandle, startDashboard } from "../../src/dashboard/server.ts";
 import { clonePathFor } from "../../src/vcs/clone-path.ts";
-import { SERVICES, createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
+import { createTestEnvironment, SERVICES, type TestEnvironment } from "../support/test-environment.ts";
 
 let env: TestEnvironment;
 let lifecycle: Lifecycle;
@@ -26,7 +26,11 @@ const REPO_URL = "http://127.0.0.1:1/l10n-central/de";
 let revisions: string[] = [];
 
 function hg(cwd: string, ...args: string[]): string {
-  return execFileSync("hg", args, { cwd, encoding: "utf8", env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HGPLAIN: "1", HGUSER: "Test <test@example.org>" } });
+  return execFileSync("hg", args, {
+    cwd,
+    encoding: "utf8",
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HGPLAIN: "1", HGUSER: "Test <test@example.org>" },
+  });
 }
 
 beforeAll(async () => {
@@ -66,15 +70,37 @@ beforeAll(async () => {
   revisions = hg(clone, "log", "-T", "{node}\n", "-r", "0:").trim().split("\n");
   const locale = await env.db.locale.create({ data: { code: "de" } });
   const repository = await env.db.repository.create({ data: { name: "l10n-central/de", url: REPO_URL, kind: "hg", localeId: locale.id, lastPushId: 1 } });
-  const changeset = await env.db.changeset.create({ data: { revision: revisions[1]!, author: "Test <test@example.org>", description: "second", date: new Date() } });
-  await env.db.push.create({ data: { repositoryId: repository.id, pushId: 1, user: "test@example.org", pushedAt: new Date(), changesets: { create: [{ position: 0, changesetId: changeset.id }] } } });
-  const build = await env.db.build.create({ data: { rootUrl: "https://tc.example", taskId: "fUAqRKDUTcuyE96IFj1oXw", runId: 0, state: "completed", hasElmoJson: true } });
+  const changeset = await env.db.changeset.create({
+    data: { revision: revisions[1]!, author: "Test <test@example.org>", description: "second", date: new Date() },
+  });
+  await env.db.push.create({
+    data: {
+      repositoryId: repository.id,
+      pushId: 1,
+      user: "test@example.org",
+      pushedAt: new Date(),
+      changesets: { create: [{ position: 0, changesetId: changeset.id }] },
+    },
+  });
+  const build = await env.db.build.create({
+    data: { rootUrl: "https://tc.example", taskId: "fUAqRKDUTcuyE96IFj1oXw", runId: 0, state: "completed", hasElmoJson: true },
+  });
   await env.db.comparison.create({
     data: {
       buildId: build.id,
       localeId: locale.id,
       config: "browser.toml",
-      errors: 0, warnings: 1, missing: 2, missingW: 3, report: 0, obsolete: 0, changed: 8, changedW: 20, unchanged: 0, unchangedW: 0, keys: 0,
+      errors: 0,
+      warnings: 1,
+      missing: 2,
+      missingW: 3,
+      report: 0,
+      obsolete: 0,
+      changed: 8,
+      changedW: 20,
+      unchanged: 0,
+      unchangedW: 0,
+      keys: 0,
       completion: 80,
       artifactName: "public/compare-locales/compares/browser.de.json",
       artifactUrl: "https://tc.example/api/queue/v1/task/x/runs/0/artifacts/y",
@@ -139,7 +165,9 @@ describe("JSON API", () => {
     for (const path of ["/api/repositories/l10n-central/de/pushes?limit=5", "/api/repositories/l10n-central%2Fde/pushes"]) {
       const pushes = await getJson(path);
       expect(pushes.status).toBe(200);
-      expect(pushes.body.pushes).toEqual([expect.objectContaining({ pushId: 1, changesets: [expect.objectContaining({ revision: revisions[1], description: "second" })] })]);
+      expect(pushes.body.pushes).toEqual([
+        expect.objectContaining({ pushId: 1, changesets: [expect.objectContaining({ revision: revisions[1], description: "second" })] }),
+      ]);
     }
     expect((await getJson("/api/repositories/l10n-central/fr/pushes")).status).toBe(404);
     expect((await getJson("/api/repositories/l10n-central/de/pushes?limit=lots")).status).toBe(400);
@@ -147,13 +175,22 @@ describe("JSON API", () => {
 
   it("lists comparisons, filtered by locale", async () => {
     const de = await getJson("/api/comparisons?locale=de&limit=10");
-    expect(de.body).toEqual([expect.objectContaining({ locale: "de", completion: 80, revisions: { [REPO_URL]: revisions[1] }, artifact: expect.objectContaining({ link: expect.stringMatching(/^\/artifacts\/\d+$/) }) })]);
+    expect(de.body).toEqual([
+      expect.objectContaining({
+        locale: "de",
+        completion: 80,
+        revisions: { [REPO_URL]: revisions[1] },
+        artifact: expect.objectContaining({ link: expect.stringMatching(/^\/artifacts\/\d+$/) }),
+      }),
+    ]);
     expect((await getJson("/api/comparisons?locale=fr")).body).toEqual([]);
     expect((await getJson("/api/comparisons?locale=../../etc")).status).toBe(400);
   });
 
   it("serves the job history", async () => {
-    await env.db.jobRecord.create({ data: { queue: "tc-ingest", jobId: "tc|x|1", name: "tc-run", state: "failed", attempts: 6, error: "Queue API answered 503" } });
+    await env.db.jobRecord.create({
+      data: { queue: "tc-ingest", jobId: "tc|x|1", name: "tc-run", state: "failed", attempts: 6, error: "Queue API answered 503" },
+    });
     const failed = await getJson("/api/jobs?queue=tc-ingest&state=failed");
     expect(failed.body).toEqual([expect.objectContaining({ jobId: "tc|x|1", attempts: 6, error: "Queue API answered 503" })]);
     expect((await getJson("/api/jobs?queue=nope")).status).toBe(400);

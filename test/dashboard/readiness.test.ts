@@ -2,10 +2,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Lifecycle } from "../../src/core/lifecycle.ts";
 import { createLogger } from "../../src/core/log.ts";
-import { startDashboard, type DashboardHandle } from "../../src/dashboard/server.ts";
+import { type DashboardHandle, startDashboard } from "../../src/dashboard/server.ts";
+import { type PrivateRedis, startPrivateRedis } from "../support/private-redis.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
-import { startPrivateRedis, type PrivateRedis } from "../support/private-redis.ts";
 
 let env: TestEnvironment;
 let redis: PrivateRedis;

@@ -9,7 +9,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CatFileBatchReader, DiffTreeReader, MAX_OBJECT_BYTES, parseCommitObject, type CatFileAnswer } from "../../src/vcs/git-history.ts";
+import { type CatFileAnswer, CatFileBatchReader, DiffTreeReader, MAX_OBJECT_BYTES, parseCommitObject } from "../../src/vcs/git-history.ts";
+import { seededRandom } from "../support/seeded-random.ts";
 
 let root: string;
 let repo: string;
@@ -23,13 +24,22 @@ beforeAll(async () => {
   repo = path.join(root, "r.git");
   execFileSync("git", ["init", "-q", "--bare", repo], { env });
   let parent: string | undefined;
-  const messages = [Buffer.from("root\n"), Buffer.from(`\x1e${"a".repeat(40)}\0x\n`), Buffer.alloc(MAX_OBJECT_BYTES + 4096, "m"), Buffer.from("after the big one\n")];
+  const messages = [
+    Buffer.from("root\n"),
+    Buffer.from(`\x1e${"a".repeat(40)}\0x\n`),
+    Buffer.alloc(MAX_OBJECT_BYTES + 4096, "m"),
+    Buffer.from("after the big one\n"),
+  ];
   for (const [i, body] of messages.entries()) {
     const blob = git(["hash-object", "-w", "--stdin"], `content ${i}\n`).toString().trim();
     // A file name with \x1e and a newline (mktree -z: entries end with NUL).
-    const tree = git(["mktree", "-z"], Buffer.from(`100644 blob ${blob}\tfile\x1e${i}\n\0`)).toString().trim();
+    const tree = git(["mktree", "-z"], Buffer.from(`100644 blob ${blob}\tfile\x1e${i}\n\0`))
+      .toString()
+      .trim();
     const raw = Buffer.concat([
-      Buffer.from(`tree ${tree}\n${parent ? `parent ${parent}\n` : ""}author A <a@example.com> ${1700000000 + i} +0000\ncommitter A <a@example.com> 1700000000 +0000\n\n`),
+      Buffer.from(
+        `tree ${tree}\n${parent ? `parent ${parent}\n` : ""}author A <a@example.com> ${1700000000 + i} +0000\ncommitter A <a@example.com> 1700000000 +0000\n\n`,
+      ),
       body,
     ]);
     parent = git(["hash-object", "-t", "commit", "-w", "--literally", "--stdin"], raw).toString().trim();
@@ -52,11 +62,11 @@ function feed<T extends { push(chunk: Buffer): void }>(reader: T, output: Buffer
 
 describe("git history readers", () => {
   it("read the same records whatever the chunking, and bound an absurd commit", () => {
-    const input = [...commits, "f".repeat(40)].join("\n") + "\n";
+    const input = `${[...commits, "f".repeat(40)].join("\n")}\n`;
     const catFile = git(["cat-file", "--batch"], input);
-    const diffTree = git(["diff-tree", "--stdin", "-z", "-r", "--root", "--no-renames", "--name-status"], commits.join("\n") + "\n");
-    let seed = 7;
-    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % 70_000;
+    const diffTree = git(["diff-tree", "--stdin", "-z", "-r", "--root", "--no-renames", "--name-status"], `${commits.join("\n")}\n`);
+    const next = seededRandom(7);
+    const random = () => Math.floor(next() * 70_000);
     const results = [() => catFile.length, () => 1, random].map((cut) => {
       const answers: CatFileAnswer[] = [];
       const objects = feed(new CatFileBatchReader((a) => answers.push(a)), catFile, cut);
@@ -76,7 +86,8 @@ describe("git history readers", () => {
   });
 
   it("parse authors as git does: ASCII spaces only, a stray '>', a date only with its time zone", () => {
-    const commit = (author: string) => parseCommitObject("a".repeat(40), Buffer.from(`tree ${"b".repeat(40)}\nauthor ${author}\ncommitter C <c@x> 1 +0000\n\nm\n`), []);
+    const commit = (author: string) =>
+      parseCommitObject("a".repeat(40), Buffer.from(`tree ${"b".repeat(40)}\nauthor ${author}\ncommitter C <c@x> 1 +0000\n\nm\n`), []);
     expect(commit("Voilà <v@example.com> 1700000000 +0000")).toMatchObject({ author: "Voilà <v@example.com>", date: new Date(1_700_000_000_000) });
     expect(commit("Tab\t <t@example.com> 5 -0130")).toMatchObject({ author: "Tab <t@example.com>", date: new Date(5000) });
     expect(commit("Odd <a>b@example.com> 7 +0000")).toMatchObject({ author: "Odd <a>", date: new Date(7000) });
@@ -85,7 +96,7 @@ describe("git history readers", () => {
   });
 
   it("refuse output that ends inside an answer or is not cat-file's", () => {
-    const catFile = git(["cat-file", "--batch"], commits[0] + "\n");
+    const catFile = git(["cat-file", "--batch"], `${commits[0]}\n`);
     const cutShort = new CatFileBatchReader(() => {});
     cutShort.push(catFile.subarray(0, catFile.length - 2));
     expect(() => cutShort.end()).toThrow(/ends inside an answer/);

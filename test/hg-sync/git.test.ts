@@ -31,11 +31,17 @@ describe("hg-sync git repositories", () => {
     expect(job.failedReason).toBeUndefined();
     expect(job.returnvalue).toMatchObject({ pushesStored: 1, gitPushId: 1, changesetsStored: 3 });
 
-    const pushes = await t.env.db.push.findMany({ where: { repositoryId: repo.id }, include: { changesets: { orderBy: { position: "asc" }, include: { changeset: true } } } });
+    const pushes = await t.env.db.push.findMany({
+      where: { repositoryId: repo.id },
+      include: { changesets: { orderBy: { position: "asc" }, include: { changeset: true } } },
+    });
     expect(pushes).toHaveLength(1);
     expect(pushes[0]).toMatchObject({ pushId: 1, user: "octocat", eventId: event.eventId });
     expect(pushes[0]!.changesets.map((c) => c.changeset.revision)).toEqual([c1, c2, c3]);
-    const last = await t.env.db.changeset.findUniqueOrThrow({ where: { revision: c3 }, include: { parents: { include: { parent: true } }, files: { include: { file: true } } } });
+    const last = await t.env.db.changeset.findUniqueOrThrow({
+      where: { revision: c3 },
+      include: { parents: { include: { parent: true } }, files: { include: { file: true } } },
+    });
     expect(last).toMatchObject({ author: "Git Author <author@example.com>", description: "remove fr\n\nadd it", placeholder: false });
     expect(last.parents.map((p) => p.parent.revision)).toEqual([c2]);
     expect(last.files.map((f) => `${f.action} ${f.file.path}`).sort()).toEqual(["added it/a.ftl", "removed fr/a.ftl"]);

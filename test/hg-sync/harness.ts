@@ -1,18 +1,18 @@
 /** Shared helpers of the hg-sync tests: an in-process worker pool and job waiting. */
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll } from "vitest";
-import { Queue, type Job } from "bullmq";
+import { type Job, Queue } from "bullmq";
 import { Redis } from "ioredis";
-import type { Config } from "../../src/core/config.ts";
+import { afterAll, beforeAll } from "vitest";
 import type { HgSyncJob } from "../../src/contract/contracts.ts";
-import { hgSyncPool } from "../../src/jobs/hg-sync/pool.ts";
 import { hgSyncJobRequest } from "../../src/contract/job-requests.ts";
-import { startPool } from "../../src/jobs/start-pool.ts";
+import type { Config } from "../../src/core/config.ts";
 import { Lifecycle } from "../../src/core/lifecycle.ts";
 import { createLogger } from "../../src/core/log.ts";
-import { startGitUpstream, type GitUpstream } from "../../src/stand-ins/git-upstream.ts";
-import { startHgServer, type HgServer } from "../../src/stand-ins/hg-server.ts";
+import { hgSyncPool } from "../../src/jobs/hg-sync/pool.ts";
+import { startPool } from "../../src/jobs/start-pool.ts";
+import { type GitUpstream, startGitUpstream } from "../../src/stand-ins/git-upstream.ts";
+import { type HgServer, startHgServer } from "../../src/stand-ins/hg-server.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
 
@@ -96,7 +96,17 @@ export function openQueue(config: Config) {
 }
 
 export function message(routingKey: string) {
-  return { connection: "pulse", feed: "hgpushes" as const, exchange: "exchange/hgpushes/v2", routingKey, body: "{}", bodyEncoding: "utf8" as const, headers: {}, redelivered: false, receivedAt: new Date().toISOString() };
+  return {
+    connection: "pulse",
+    feed: "hgpushes" as const,
+    exchange: "exchange/hgpushes/v2",
+    routingKey,
+    body: "{}",
+    bodyEncoding: "utf8" as const,
+    headers: {},
+    redelivered: false,
+    receivedAt: new Date().toISOString(),
+  };
 }
 
 /**

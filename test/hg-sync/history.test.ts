@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { trackForest, trackRepository } from "../../src/jobs/hg-sync/tracking.ts";
-import { clonePathFor } from "../../src/vcs/clone-path.ts";
 import { diffRevisions } from "../../src/vcs/backends.ts";
+import { clonePathFor } from "../../src/vcs/clone-path.ts";
 import { message, useHgSyncSetting } from "./harness.ts";
 
 const t = useHgSyncSetting("hg-history", { hg: true });
@@ -16,16 +16,24 @@ describe("hg-sync history", () => {
     const url = await t.hg.createRepo("l10n-central/de");
     await trackRepository(t.env.db, t.env.config.clones.allowedHosts, url, { locale: "de" });
 
-    const first = await t.hg.push("l10n-central/de", [
-      { message: "add a", files: { "a.ftl": "a\n" }, date: "1700000001 0" },
-      { message: "add b", files: { "b.ftl": "b\n" }, date: "1700000002 0" },
-      { message: "modify a", files: { "a.ftl": "a2\n" }, date: "1700000003 0" },
-    ], { user: "alice@example.com", date: 1_700_000_010 });
+    const first = await t.hg.push(
+      "l10n-central/de",
+      [
+        { message: "add a", files: { "a.ftl": "a\n" }, date: "1700000001 0" },
+        { message: "add b", files: { "b.ftl": "b\n" }, date: "1700000002 0" },
+        { message: "modify a", files: { "a.ftl": "a2\n" }, date: "1700000003 0" },
+      ],
+      { user: "alice@example.com", date: 1_700_000_010 },
+    );
     const base = first.nodes[2]!;
-    const second = await t.hg.push("l10n-central/de", [
-      { parents: [base], branch: "feature", message: "on a branch", files: { "feature.ftl": "f\n" } },
-      { parents: [base], message: "default side", files: { "b.ftl": "b2\n" } },
-    ], { user: "bob@example.com" });
+    const second = await t.hg.push(
+      "l10n-central/de",
+      [
+        { parents: [base], branch: "feature", message: "on a branch", files: { "feature.ftl": "f\n" } },
+        { parents: [base], message: "default side", files: { "b.ftl": "b2\n" } },
+      ],
+      { user: "bob@example.com" },
+    );
     const [branchNode, defaultNode] = second.nodes as [string, string];
     const third = await t.hg.push("l10n-central/de", [
       { parents: [defaultNode, branchNode], branch: "default", message: "merge feature", files: { "feature.ftl": "f\n" } },
@@ -56,10 +64,16 @@ describe("hg-sync history", () => {
     expect(await t.env.db.changeset.count()).toBe(all.length);
     expect(await t.env.db.repositoryChangeset.count({ where: { repositoryId: repo.id } })).toBe(all.length);
 
-    const merge = await t.env.db.changeset.findUniqueOrThrow({ where: { revision: third.nodes[0]! }, include: { parents: { orderBy: { position: "asc" }, include: { parent: true } }, branch: true } });
+    const merge = await t.env.db.changeset.findUniqueOrThrow({
+      where: { revision: third.nodes[0]! },
+      include: { parents: { orderBy: { position: "asc" }, include: { parent: true } }, branch: true },
+    });
     expect(merge.parents.map((p) => p.parent.revision)).toEqual([defaultNode, branchNode]);
     expect(merge.branch?.name).toBe("default");
-    const onBranch = await t.env.db.changeset.findUniqueOrThrow({ where: { revision: branchNode }, include: { branch: true, parents: { include: { parent: true } } } });
+    const onBranch = await t.env.db.changeset.findUniqueOrThrow({
+      where: { revision: branchNode },
+      include: { branch: true, parents: { include: { parent: true } } },
+    });
     expect(onBranch.branch?.name).toBe("feature");
     expect(onBranch.parents.map((p) => p.parent.revision)).toEqual([base]);
     const root = await t.env.db.changeset.findUniqueOrThrow({ where: { revision: first.nodes[0]! }, include: { parents: true } });
@@ -73,9 +87,7 @@ describe("hg-sync history", () => {
     expect(bad.description).toBe("bad \u00ff\u00fe bytes");
 
     const filesOf = async (revision: string) =>
-      (await t.env.db.changesetFile.findMany({ where: { changeset: { revision } }, include: { file: true } }))
-        .map((f) => `${f.action} ${f.file.path}`)
-        .sort();
+      (await t.env.db.changesetFile.findMany({ where: { changeset: { revision } }, include: { file: true } })).map((f) => `${f.action} ${f.file.path}`).sort();
     expect(await filesOf(third.nodes[2]!)).toEqual(["added renamed.ftl", "removed a.ftl", "removed b.ftl"]);
     expect(await filesOf(first.nodes[2]!)).toEqual(["modified a.ftl"]);
     expect(await filesOf(first.nodes[0]!)).toEqual(["added a.ftl"]);
@@ -103,12 +115,18 @@ describe("hg-sync history", () => {
   it("fills in a placeholder changeset instead of adding a second row", async () => {
     const url = await t.hg.createRepo("placeholder-repo");
     await trackRepository(t.env.db, t.env.config.clones.allowedHosts, url);
-    const { nodes } = await t.hg.push("placeholder-repo", [{ message: "one", files: { "x.txt": "x\n" } }, { message: "two", files: { "x.txt": "y\n" } }]);
+    const { nodes } = await t.hg.push("placeholder-repo", [
+      { message: "one", files: { "x.txt": "x\n" } },
+      { message: "two", files: { "x.txt": "y\n" } },
+    ]);
     // What tc-ingest does when a comparison names a revision not synced yet.
     await t.env.db.$executeRaw`INSERT INTO "Changeset" (revision, placeholder) VALUES (${nodes[1]!}, true) ON CONFLICT (revision) DO NOTHING`;
     const job = await poke(url, [1]);
     expect(job.failedReason).toBeUndefined();
-    const rows = await t.env.db.changeset.findMany({ where: { revision: nodes[1]! }, include: { parents: { include: { parent: true } }, files: { include: { file: true } } } });
+    const rows = await t.env.db.changeset.findMany({
+      where: { revision: nodes[1]! },
+      include: { parents: { include: { parent: true } }, files: { include: { file: true } } },
+    });
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ placeholder: false, description: "two", author: "Test <test@example.com>" });
     expect(rows[0]!.parents.map((p) => p.parent.revision)).toEqual([nodes[0]]);

@@ -81,7 +81,10 @@ describe("hostile history", () => {
     await trackRepository(t.env.db, t.env.config.clones.allowedHosts, url);
     const root = await t.git.commit(name, { "a.txt": "a\n" }, "root");
     const craft = crafter(name);
-    const tree = await craft.tree(root, [["1262304000", "x\n"], ["Forged <forged@example.com>", "y\n"]]);
+    const tree = await craft.tree(root, [
+      ["1262304000", "x\n"],
+      ["Forged <forged@example.com>", "y\n"],
+    ]);
     const attack = await craft.commit(tree, [root], "Mallory <mallory@example.com> 1700000101 +0000", "", `innocent${RS}${root}`);
     await craft.push(attack);
     const job = await t.jobs.finished(
@@ -135,13 +138,13 @@ describe("hostile history", () => {
       ["1262304000", null],
     ];
     const t2 = await craft.tree(forged, weird);
-    const signature = "gpgsig -----BEGIN PGP SIGNATURE-----\n \n author Evil <evil@example.com> 1 +0000\n parent " + root + "\n -----END PGP SIGNATURE-----\n";
+    const signature = `gpgsig -----BEGIN PGP SIGNATURE-----\n \n author Evil <evil@example.com> 1 +0000\n parent ${root}\n -----END PGP SIGNATURE-----\n`;
     const separators = await craft.commit(
       t2,
       [forged],
       `Eve ${RS}${root} <eve@example.com> 1700000202 +0000`,
       signature,
-      Buffer.concat([Buffer.from(`nul\0inside${RS}\0${root}\0`), Buffer.from([0xff, 0xfe]), Buffer.from("\nparent " + root + "\n\n\n")]),
+      Buffer.concat([Buffer.from(`nul\0inside${RS}\0${root}\0`), Buffer.from([0xff, 0xfe]), Buffer.from(`\nparent ${root}\n\n\n`)]),
     );
 
     // A declared foreign encoding: re-encoded to UTF-8, as git log does.
@@ -156,7 +159,13 @@ describe("hostile history", () => {
 
     // A merge whose message carries header-like lines; its side branch.
     const side = await craft.commit(await craft.tree(root, [["side.txt", "s\n"]]), [root], "Side <side@example.com> 1700000404 +0000", "", "side\n");
-    const merge = await craft.commit(t3, [latin1, side], "Merger <merger@example.com> 1700000505 +0000", "", `merge\nparent ${root}\nauthor Evil <evil@example.com> 1 +0000\n${RS}${side}`);
+    const merge = await craft.commit(
+      t3,
+      [latin1, side],
+      "Merger <merger@example.com> 1700000505 +0000",
+      "",
+      `merge\nparent ${root}\nauthor Evil <evil@example.com> 1 +0000\n${RS}${side}`,
+    );
 
     // A date no Date can hold: stored as the epoch instead of blocking every sync.
     const overflow = await craft.commit(await craft.tree(merge, [["late.txt", "l\n"]]), [merge], "Late <late@example.com> 99999999999999999 +0000", "", RS);
@@ -229,8 +238,16 @@ describe("hostile history", () => {
       parents: [merge],
       files: ["added late.txt"],
     });
-    expect(await storedRow(root)).toMatchObject({ author: "Git Author <author@example.com>", description: "root of many", parents: [], files: ["added a.txt"] });
-    const push = await t.env.db.push.findFirstOrThrow({ where: { repositoryId: repo.id }, include: { changesets: { orderBy: { position: "asc" }, include: { changeset: true } } } });
+    expect(await storedRow(root)).toMatchObject({
+      author: "Git Author <author@example.com>",
+      description: "root of many",
+      parents: [],
+      files: ["added a.txt"],
+    });
+    const push = await t.env.db.push.findFirstOrThrow({
+      where: { repositoryId: repo.id },
+      include: { changesets: { orderBy: { position: "asc" }, include: { changeset: true } } },
+    });
     expect(push.changesets.map((c) => c.changeset.revision)).toEqual(commits);
   });
 

@@ -8,9 +8,9 @@ import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { trackRepository } from "../../src/jobs/hg-sync/tracking.ts";
+import { type HgServer, startHgServer } from "../../src/stand-ins/hg-server.ts";
 import { clonePathFor } from "../../src/vcs/clone-path.ts";
 import { hgBackend } from "../../src/vcs/hg.ts";
-import { startHgServer, type HgServer } from "../../src/stand-ins/hg-server.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
 import { message, openQueue, spawnWorker } from "./harness.ts";
@@ -38,7 +38,10 @@ describe("a worker killed during a pull", () => {
   it("is taken over by another process; the clone is usable and the result complete", async () => {
     const url = await hg.createRepo("killed/de");
     await trackRepository(env.db, env.config.clones.allowedHosts, url);
-    await hg.push("killed/de", Array.from({ length: 20 }, (_, i) => ({ message: `c${i}`, files: { [`f${i % 3}.txt`]: `${i}\n` } })));
+    await hg.push(
+      "killed/de",
+      Array.from({ length: 20 }, (_, i) => ({ message: `c${i}`, files: { [`f${i % 3}.txt`]: `${i}\n` } })),
+    );
 
     const first = spawnWorker(env.env, { concurrency: 1 });
     workers.push(first);
@@ -47,7 +50,10 @@ describe("a worker killed during a pull", () => {
     expect(initial.failedReason).toBeUndefined();
 
     // The next pull stops at the changegroup download: kill the worker there.
-    const { nodes } = await hg.push("killed/de", Array.from({ length: 30 }, (_, i) => ({ message: `d${i}`, files: { [`g${i % 4}.txt`]: `${i}\n` } })));
+    const { nodes } = await hg.push(
+      "killed/de",
+      Array.from({ length: 30 }, (_, i) => ({ message: `d${i}`, files: { [`g${i % 4}.txt`]: `${i}\n` } })),
+    );
     hg.holdBundles("killed/de");
     const jobId = await jobs.add({ kind: "hg-push", repoUrl: url, heads: [], pushIds: [2], message: message("killed/de") });
     await waitFor("the pull to reach the changegroup download", () => hg.heldCount("killed/de") > 0);

@@ -10,8 +10,8 @@
 import type { Job } from "bullmq";
 import { describe, expect, it } from "vitest";
 import type { HgSyncJob } from "../../src/contract/contracts.ts";
-import { trackForest } from "../../src/jobs/hg-sync/tracking.ts";
 import { hgSyncJobRequest } from "../../src/contract/job-requests.ts";
+import { trackForest } from "../../src/jobs/hg-sync/tracking.ts";
 import { freePort } from "../../src/stand-ins/free-port.ts";
 import { waitFor } from "../support/wait-for.ts";
 import { message, useHgSyncSetting } from "./harness.ts";
@@ -26,10 +26,14 @@ async function addNewrepo(repoUrl: string): Promise<string> {
 }
 
 async function failedForGood(jobId: string): Promise<Job<HgSyncJob>> {
-  return waitFor(`job ${jobId} to fail for good`, async () => {
-    const job = await t.jobs.queue.getJob(jobId);
-    return job && (await job.getState()) === "failed" ? job : undefined;
-  }, { timeoutMs: 60_000 });
+  return waitFor(
+    `job ${jobId} to fail for good`,
+    async () => {
+      const job = await t.jobs.queue.getJob(jobId);
+      return job && (await job.getState()) === "failed" ? job : undefined;
+    },
+    { timeoutMs: 60_000 },
+  );
 }
 
 describe("newrepo.1 under a tracked forest", () => {
@@ -59,6 +63,10 @@ describe("newrepo.1 under a tracked forest", () => {
     await t.hg.commit("forest/de", [{ message: "root", files: { "a.ftl": "a\n" } }]);
     const job = await t.jobs.finished(await addNewrepo(url));
     expect(job.failedReason).toBeUndefined();
-    expect(await t.env.db.repository.findFirst({ where: { url }, include: { forest: true } })).toMatchObject({ name: "forest/de", kind: "hg", forest: { name: "l10n-forest" } });
+    expect(await t.env.db.repository.findFirst({ where: { url }, include: { forest: true } })).toMatchObject({
+      name: "forest/de",
+      kind: "hg",
+      forest: { name: "l10n-forest" },
+    });
   });
 });

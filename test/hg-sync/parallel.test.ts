@@ -8,12 +8,13 @@
  */
 import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBridge, type BridgeHandle } from "../../src/bridge/bridge.ts";
-import { trackRepository } from "../../src/jobs/hg-sync/tracking.ts";
+import { type BridgeHandle, startBridge } from "../../src/bridge/bridge.ts";
 import { createLogger } from "../../src/core/log.ts";
+import { trackRepository } from "../../src/jobs/hg-sync/tracking.ts";
+import { type HgServer, startHgServer } from "../../src/stand-ins/hg-server.ts";
 import { formatJson } from "../support/formats.ts";
-import { startHgServer, type HgServer } from "../../src/stand-ins/hg-server.ts";
 import { declareExchanges, openPublisher, type Publisher } from "../support/pulse.ts";
+import { seededRandom } from "../support/seeded-random.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
 import { openQueue, spawnWorker, startWorker } from "./harness.ts";
@@ -53,8 +54,7 @@ function changegroup(repo: string, pushId: number, head: string) {
 }
 
 // Deterministic shuffling, so a failure can be replayed.
-let seed = 20261123;
-const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+const random = seededRandom(20261123);
 
 beforeAll(async () => {
   env = await createTestEnvironment("hg-parallel", { RECONCILE_INTERVAL: "1h" });
@@ -92,7 +92,10 @@ describe("hg-sync in parallel", () => {
       publisher.publish(env.config.pulse.exchanges.hgpushes, next.repo, changegroup(next.repo, next.pushId, next.head));
     for (const repo of events) {
       const parentCount = hg.pushes(repo).length;
-      const commits = Array.from({ length: 1 + Math.floor(random() * 3) }, (_, i) => ({ message: `${repo} push ${parentCount + 1} commit ${i}`, files: { [`f${i % 2}.ftl`]: `${random()}\n` } }));
+      const commits = Array.from({ length: 1 + Math.floor(random() * 3) }, (_, i) => ({
+        message: `${repo} push ${parentCount + 1} commit ${i}`,
+        files: { [`f${i % 2}.ftl`]: `${random()}\n` },
+      }));
       const { pushId } = await hg.push(repo, commits);
       const head = hg.pushes(repo).at(-1)!.nodes.at(-1)!;
       pending.push({ repo, pushId, head });
@@ -111,7 +114,13 @@ describe("hg-sync in parallel", () => {
         const repos = await env.db.repository.findMany();
         const counts = await jobs.queue.getJobCounts("active", "waiting", "prioritized", "failed");
         const outstanding = bridges.reduce((sum, b) => sum + b.status().outstanding, 0);
-        return repos.every((r) => r.lastPushId === PUSHES_PER_REPO) && outstanding === 0 && counts.active === 0 && counts.waiting === 0 && counts.prioritized === 0 ? counts : undefined;
+        return repos.every((r) => r.lastPushId === PUSHES_PER_REPO) &&
+          outstanding === 0 &&
+          counts.active === 0 &&
+          counts.waiting === 0 &&
+          counts.prioritized === 0
+          ? counts
+          : undefined;
       },
       { timeoutMs: 90_000, intervalMs: 200 },
     );

@@ -33,7 +33,18 @@ async function pushes(repositoryId: number) {
 
 function gitPush(repoUrl: string, eventId: string, before: string, after: string, commits: string[], via: "pulse" | "webhook"): HgSyncJob {
   const original = { ...message(REPO), feed: "github" as const, ...(via === "webhook" ? { connection: WEBHOOK_CONNECTION } : {}) };
-  return { kind: "git-push", repoUrl, eventId, ref: "refs/heads/main", before, after, commits, pusher: "l10n-bot", pushedAt: new Date().toISOString(), message: original };
+  return {
+    kind: "git-push",
+    repoUrl,
+    eventId,
+    ref: "refs/heads/main",
+    before,
+    after,
+    commits,
+    pusher: "l10n-bot",
+    pushedAt: new Date().toISOString(),
+    message: original,
+  };
 }
 
 describe("pushes found by polling (git)", () => {

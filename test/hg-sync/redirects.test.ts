@@ -19,14 +19,14 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startDashboard, type DashboardHandle } from "../../src/dashboard/server.ts";
-import { trackRepository } from "../../src/jobs/hg-sync/tracking.ts";
 import { Lifecycle } from "../../src/core/lifecycle.ts";
 import { createLogger } from "../../src/core/log.ts";
+import { type DashboardHandle, startDashboard } from "../../src/dashboard/server.ts";
+import { trackRepository } from "../../src/jobs/hg-sync/tracking.ts";
+import { type GitUpstream, startGitUpstream } from "../../src/stand-ins/git-upstream.ts";
+import { type HgServer, startHgServer } from "../../src/stand-ins/hg-server.ts";
 import { gitBackend } from "../../src/vcs/git.ts";
 import { hgBackend } from "../../src/vcs/hg.ts";
-import { startGitUpstream, type GitUpstream } from "../../src/stand-ins/git-upstream.ts";
-import { startHgServer, type HgServer } from "../../src/stand-ins/hg-server.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
 import { message, openQueue, spawnWorker } from "./harness.ts";
@@ -50,10 +50,13 @@ let dashboard: DashboardHandle;
 
 function proxy(req: http.IncomingMessage, res: http.ServerResponse, target: string, pathAndQuery: string) {
   const url = new URL(target);
-  const upstream = http.request({ host: url.hostname, port: url.port, method: req.method, path: pathAndQuery, headers: { ...req.headers, host: url.host } }, (answer) => {
-    res.writeHead(answer.statusCode ?? 502, answer.headers);
-    answer.pipe(res);
-  });
+  const upstream = http.request(
+    { host: url.hostname, port: url.port, method: req.method, path: pathAndQuery, headers: { ...req.headers, host: url.host } },
+    (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    },
+  );
   upstream.on("error", () => res.destroy());
   req.pipe(upstream);
 }
@@ -110,7 +113,7 @@ beforeAll(async () => {
         return void res.end(MARKER);
       case "git-err":
         res.writeHead(200, { "content-type": "application/x-git-upload-pack-advertisement", "cache-control": "no-cache" });
-        return void res.end(pkt("# service=git-upload-pack\n") + "0000" + pkt(`ERR ${MARKER} internal host 10.0.0.7\n`));
+        return void res.end(`${pkt("# service=git-upload-pack\n")}0000${pkt(`ERR ${MARKER} internal host 10.0.0.7\n`)}`);
       case "git-plain":
         res.writeHead(403, { "content-type": "text/plain" });
         return void res.end(`${MARKER} line one\n${MARKER} line two\n`);
@@ -264,7 +267,11 @@ describe("redirects and server texts", () => {
 
   it("what a server says (bodies, reason phrases, ERR packets, remote: lines) never reaches job errors or the API", async () => {
     const cases: Array<[string, "hg" | "git", RegExp]> = [
-      [`${frontUrl}/hg-body/l10n/de`, "hg", /^hg clone failed \(exit 255\): abort: 'http:\/\/127\.0\.0\.1:\d+\/hg-body\/l10n\/de' does not appear to be an hg repository:$/],
+      [
+        `${frontUrl}/hg-body/l10n/de`,
+        "hg",
+        /^hg clone failed \(exit 255\): abort: 'http:\/\/127\.0\.0\.1:\d+\/hg-body\/l10n\/de' does not appear to be an hg repository:$/,
+      ],
       [`${frontUrl}/hg-500/l10n/de`, "hg", /^hg clone failed \(exit \d+\): abort: HTTP Error 500$/],
       [`${frontUrl}/git-err/org/repo.git`, "git", /^git clone failed \(exit 128\): fatal: remote error$/],
       [`${frontUrl}/git-plain/org/repo.git`, "git", /^git clone failed \(exit 128\): fatal: unable to access '.*': The requested URL returned error: 403$/],

@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, readFile, readdir, writeFile, access } from "node:fs/promises";
+import { access, chmod, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -49,7 +49,7 @@ describe("refused repository URLs", () => {
   it("the policy refuses each of them and clone paths never leave CLONES_DIR", () => {
     for (const url of BAD_URLS) expect(() => checkRepositoryUrl(url, ["127.0.0.1"]), url).toThrow(/refused repository URL/);
     expect(checkRepositoryUrl("https://hg.mozilla.org/l10n-central/de/", ["hg.mozilla.org"])).toBe("https://hg.mozilla.org/l10n-central/de");
-    for (const url of [...BAD_URLS, "https://hg.mozilla.org/..", "https://h/a/./b//c", "https://h/%00x", "not a url", "https://h/" + "x".repeat(500)]) {
+    for (const url of [...BAD_URLS, "https://hg.mozilla.org/..", "https://h/a/./b//c", "https://h/%00x", "not a url", `https://h/${"x".repeat(500)}`]) {
       const target = clonePathFor(env.clonesDir, url);
       expect(target.startsWith(env.clonesDir + path.sep), url).toBe(true);
       expect(path.relative(env.clonesDir, target).split(path.sep)).toHaveLength(2);

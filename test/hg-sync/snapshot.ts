@@ -17,7 +17,13 @@ export async function historySnapshot(db: Database) {
   return {
     repositories,
     pushes: pushes
-      .map((p) => ({ repo: p.repository.url, pushId: p.pushId, user: p.user, pushedAt: p.pushedAt.toISOString(), revisions: p.changesets.map((c) => c.changeset.revision) }))
+      .map((p) => ({
+        repo: p.repository.url,
+        pushId: p.pushId,
+        user: p.user,
+        pushedAt: p.pushedAt.toISOString(),
+        revisions: p.changesets.map((c) => c.changeset.revision),
+      }))
       .sort((a, b) => a.repo.localeCompare(b.repo) || a.pushId - b.pushId),
     changesets: changesets
       .map((c) => ({

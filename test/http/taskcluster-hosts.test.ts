@@ -8,7 +8,11 @@ const FIREFOX_CI = "https://firefox-ci-tc.services.mozilla.com";
 
 describe("Taskcluster hosts", () => {
   const defaults = TaskclusterHosts.fromConfig(
-    loadConfig({ TC_EXTRA_SOURCES: JSON.stringify([{ name: "community", pulseUrl: "amqps://u:p@pulse.mozilla.org:5671/communitytc", rootUrl: "https://community-tc.services.mozilla.com/" }]) }).taskcluster,
+    loadConfig({
+      TC_EXTRA_SOURCES: JSON.stringify([
+        { name: "community", pulseUrl: "amqps://u:p@pulse.mozilla.org:5671/communitytc", rootUrl: "https://community-tc.services.mozilla.com/" },
+      ]),
+    }).taskcluster,
   );
   const check = (url: string, root = FIREFOX_CI) => refusal(defaults.policyFor(root), new URL(url)) ?? "allowed";
 

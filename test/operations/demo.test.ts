@@ -8,7 +8,7 @@ import amqp from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig, pulseFeeds } from "../../src/core/config.ts";
 import { demoEnvironment, resetDemoState } from "../../src/demo/demo-config.ts";
-import { SERVICES, createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
+import { createTestEnvironment, SERVICES, type TestEnvironment } from "../support/test-environment.ts";
 
 let env: TestEnvironment;
 

@@ -8,7 +8,11 @@ import { describe, expect, it } from "vitest";
 
 function compose(...args: string[]) {
   // A clean environment: the file's defaults, not whatever the shell exports.
-  return spawnSync("docker-compose", ["-f", "docker-compose.yml", ...args], { encoding: "utf8", env: { PATH: process.env.PATH ?? "/usr/bin:/bin" }, timeout: 30_000 });
+  return spawnSync("docker-compose", ["-f", "docker-compose.yml", ...args], {
+    encoding: "utf8",
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+    timeout: 30_000,
+  });
 }
 
 describe("Docker deployment", () => {

@@ -6,14 +6,14 @@
  */
 import { Queue, Worker } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PermanentError } from "../../src/core/permanent-error.ts";
-import type { PoolDefinition } from "../../src/jobs/pool.ts";
-import { startPool } from "../../src/jobs/start-pool.ts";
 import { Lifecycle } from "../../src/core/lifecycle.ts";
 import { createLogger } from "../../src/core/log.ts";
+import { PermanentError } from "../../src/core/permanent-error.ts";
 import { createRedis } from "../../src/core/redis.ts";
-import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
+import type { PoolDefinition } from "../../src/jobs/pool.ts";
+import { startPool } from "../../src/jobs/start-pool.ts";
 import { syntheticTcRun } from "../support/synthetic-jobs.ts";
+import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
 
 let env: TestEnvironment;
@@ -62,7 +62,9 @@ describe("job history", () => {
       ["bad-1", "retrying", 1],
       ["bad-1", "failed", 2],
       ["perm-1", "failed", 1],
-    ].map(([jobId, state, attempts]) => `${jobId} ${state} ${attempts}`).sort();
+    ]
+      .map(([jobId, state, attempts]) => `${jobId} ${state} ${attempts}`)
+      .sort();
     const rows = await waitFor("all outcomes recorded", async () => {
       const found = await env.db.jobRecord.findMany({ where: { queue: "tc-ingest" } });
       return found.length >= expected.length ? found : undefined;
@@ -90,7 +92,10 @@ describe("job history", () => {
 
     const again = new Lifecycle(log);
     await startPool(behaviour, { config: env.config, log, lifecycle: again });
-    await waitFor("the sweeper recorded the missed outcome", async () => (await env.db.jobRecord.count({ where: { jobId: "ok-unseen", state: "completed" } })) === 1);
+    await waitFor(
+      "the sweeper recorded the missed outcome",
+      async () => (await env.db.jobRecord.count({ where: { jobId: "ok-unseen", state: "completed" } })) === 1,
+    );
     await again.shutdown();
     await queue.close();
     redis.disconnect();

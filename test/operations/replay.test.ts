@@ -4,17 +4,17 @@
  * ones stay. Also runs the real `pulse-bridge replay` command once.
  */
 import { spawnSync } from "node:child_process";
-import { Queue, Worker } from "bullmq";
+import { type Queue, Worker } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { OriginalMessage } from "../../src/contract/contracts.ts";
 import { deadLetterJobRequest } from "../../src/contract/job-requests.ts";
 import { addJob, closeQueues, openQueues, type Queues } from "../../src/contract/queues.ts";
+import { createRedis, type Redis } from "../../src/core/redis.ts";
 import { replayDeadLetters } from "../../src/replay/dead-letters.ts";
 import { replayFinishedJobs } from "../../src/replay/failed-jobs.ts";
-import { createRedis, type Redis } from "../../src/core/redis.ts";
 import { formatJson } from "../support/formats.ts";
-import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { syntheticTcRun } from "../support/synthetic-jobs.ts";
+import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
 
 let env: TestEnvironment;
@@ -98,7 +98,10 @@ describe("replay of dead letters", () => {
     const validToday = letter(env.config.pulse.exchanges.taskCompleted, goodBody);
     // Published on exchanges the configuration did not know yet: the "fix" is
     // a configuration change (PULSE_EXCHANGE_PREFIX).
-    const otherExchange = letter("staging/exchange/taskcluster-queue/v1/task-completed", JSON.stringify({ ...delivery.body, status: { ...delivery.body.status, taskId: "gUAqRKDUTcuyE96IFj1oXw" } }));
+    const otherExchange = letter(
+      "staging/exchange/taskcluster-queue/v1/task-completed",
+      JSON.stringify({ ...delivery.body, status: { ...delivery.body.status, taskId: "gUAqRKDUTcuyE96IFj1oXw" } }),
+    );
     const broken = letter(env.config.pulse.exchanges.taskCompleted, "{not json");
     const ids: string[] = [];
     for (const [message, reason] of [

@@ -4,14 +4,14 @@
  * middle of the work exits 0 (within the 30 s contract) with no active job
  * left behind, and a second start finishes every job: nothing is lost.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, mkdirSync } from "node:fs";
 import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pulseFeeds } from "../../src/core/config.ts";
 import { createRedis, type Redis } from "../../src/core/redis.ts";
-import { declareExchanges, openPublisher, queueDepth, taskCompletedMessage, type Publisher } from "../support/pulse.ts";
-import { startQueueApiStandIn, type QueueApiStandIn } from "../../src/stand-ins/queue-api-server.ts";
+import { type QueueApiStandIn, startQueueApiStandIn } from "../../src/stand-ins/queue-api-server.ts";
+import { declareExchanges, openPublisher, type Publisher, queueDepth, taskCompletedMessage } from "../support/pulse.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
 import { compareLocalesArtifacts, hex40, realisticElmoJson, standInTask } from "../tc-ingest/fixtures.ts";
@@ -46,7 +46,10 @@ afterAll(async () => {
 });
 
 function startProcess(): { process: ChildProcess; started: Promise<void>; exited: Promise<number | null> } {
-  const proc = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "start"], { env: { ...process.env, ...env.env }, stdio: ["ignore", "ignore", "pipe"] });
+  const proc = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "start"], {
+    env: { ...process.env, ...env.env },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   let stderr = "";
   // The process's JSON logs, kept for inspection.
   mkdirSync("test-artifacts", { recursive: true });
@@ -82,14 +85,19 @@ describe("pulse-bridge start", () => {
 
     const messages = Array.from({ length: MESSAGES }, (_, n) => taskCompletedMessage(n + 1, env.config));
     for (const message of messages) {
-      standIn.addTask(standInTask({ taskId: message.taskId, artifacts: compareLocalesArtifacts(realisticElmoJson({ geckoStrings: hex40(), de: hex40(), fr: hex40() })) }));
+      standIn.addTask(
+        standInTask({ taskId: message.taskId, artifacts: compareLocalesArtifacts(realisticElmoJson({ geckoStrings: hex40(), de: hex40(), fr: hex40() })) }),
+      );
     }
     await publisher.publishMany(messages.map(({ exchange, routingKey, body, options }) => ({ exchange, routingKey, body, options })));
     await waitFor("some jobs completed", async () => (await queue.getCompletedCount()) >= 2);
 
     first.process.kill("SIGTERM");
     expect(await exitWithin(first.exited, EXIT_DEADLINE_MS)).toBe(0);
-    const counts = (await queue.getJobCounts("active", "completed", "waiting", "delayed", "failed")) as Record<"active" | "completed" | "waiting" | "delayed" | "failed", number>;
+    const counts = (await queue.getJobCounts("active", "completed", "waiting", "delayed", "failed")) as Record<
+      "active" | "completed" | "waiting" | "delayed" | "failed",
+      number
+    >;
     expect(counts.active).toBe(0);
     expect(counts.failed).toBe(0);
     // Every message is a job by now or still waits, unacked or ready, in our Pulse queue.

@@ -2,10 +2,18 @@
  * routeMessage on the real examples of ../shared/formats and on broken input:
  * the exact job (queue, id, payload) or the exact reason.
  */
-import { describe, expect, it } from "vitest";
-import { loadConfig, pulseFeeds, type FeedKind } from "../../src/core/config.ts";
+
 import { createHash } from "node:crypto";
-import { IGNORE_CATEGORIES, MAX_BODY_BYTES, MAX_KEPT_BODY_BYTES, routeMessage, type IncomingMessage, type RouteDecision } from "../../src/routing/route-message.ts";
+import { describe, expect, it } from "vitest";
+import { type FeedKind, loadConfig, pulseFeeds } from "../../src/core/config.ts";
+import {
+  IGNORE_CATEGORIES,
+  type IncomingMessage,
+  MAX_BODY_BYTES,
+  MAX_KEPT_BODY_BYTES,
+  type RouteDecision,
+  routeMessage,
+} from "../../src/routing/route-message.ts";
 import { formatJson, formatText } from "../support/formats.ts";
 
 const config = loadConfig({ PULSE_URL: "amqp://bridge:secret@127.0.0.1:5672", TASKCLUSTER_ROOT_URL: "https://tc.example.com" });
@@ -60,7 +68,9 @@ describe("hgpushes", () => {
   });
 
   it("a nested repository path (l10n-central/de) keeps its URL", () => {
-    const job = enqueued(routeMessage(message("hgpushes", ex.hgpushes, "l10n-central/de", formatJson("hgpushes/v2-changegroup.1.l10n-central-de.envelope.json")), config));
+    const job = enqueued(
+      routeMessage(message("hgpushes", ex.hgpushes, "l10n-central/de", formatJson("hgpushes/v2-changegroup.1.l10n-central-de.envelope.json")), config),
+    );
     expect(job.data).toMatchObject({ kind: "hg-push", repoUrl: "https://hg.mozilla.org/l10n-central/de" });
   });
 
@@ -73,10 +83,18 @@ describe("hgpushes", () => {
 
   it("obsolete.1 (all three real shapes) and unknown types are ignored", () => {
     for (const file of ["v2-obsolete.1.rebase.envelope.json", "v2-obsolete.1.prune.envelope.json", "v2-obsolete.1.unknown-precursors.envelope.json"]) {
-      expect(routeMessage(message("hgpushes", ex.hgpushes, "obs", formatJson(`hgpushes/${file}`)), config)).toEqual({ action: "ignore", category: "hg-obsolete", reason: "hgpushes obsolete.1" });
+      expect(routeMessage(message("hgpushes", ex.hgpushes, "obs", formatJson(`hgpushes/${file}`)), config)).toEqual({
+        action: "ignore",
+        category: "hg-obsolete",
+        reason: "hgpushes obsolete.1",
+      });
     }
     const future = { payload: { type: "branchmove.1", data: {} }, _meta: {} };
-    expect(routeMessage(message("hgpushes", ex.hgpushes, "x", future), config)).toEqual({ action: "ignore", category: "hg-unknown-type", reason: "hgpushes type branchmove.1 not handled" });
+    expect(routeMessage(message("hgpushes", ex.hgpushes, "x", future), config)).toEqual({
+      action: "ignore",
+      category: "hg-unknown-type",
+      reason: "hgpushes type branchmove.1 not handled",
+    });
   });
 
   it("names the failing field of a changegroup.1", () => {
@@ -90,7 +108,9 @@ describe("hgpushes", () => {
 
   it("refuses a message that is neither envelope nor bare payload, and the v1 flat payload", () => {
     expect(deadReason(routeMessage(message("hgpushes", ex.hgpushes, "x", { hello: 1 }), config))).toMatch(/neither a \{payload/);
-    expect(deadReason(routeMessage(message("hgpushes", ex.hgpushes, "x", formatJson("hgpushes/v1-push.envelope.json")), config))).toMatch(/neither a \{payload/);
+    expect(deadReason(routeMessage(message("hgpushes", ex.hgpushes, "x", formatJson("hgpushes/v1-push.envelope.json")), config))).toMatch(
+      /neither a \{payload/,
+    );
   });
 
   it("refuses a wrongly typed type", () => {
@@ -119,17 +139,34 @@ describe("GitHub", () => {
   });
 
   it("exchange/taskcluster-github/v1/push becomes the same job (both Treeherder fixtures)", () => {
-    const [android, servo] = formatJson<Array<{ routingKey: string; payload: unknown }>>("github-webhooks/taskcluster-github/treeherder-fixture-github_push.taskcluster-github-v1-push.json");
+    const [android, servo] = formatJson<Array<{ routingKey: string; payload: unknown }>>(
+      "github-webhooks/taskcluster-github/treeherder-fixture-github_push.taskcluster-github-v1-push.json",
+    );
     const a = enqueued(routeMessage(message("github", ex.taskclusterGithubPush, android!.routingKey, android!.payload), config));
     expect(a.opts.jobId).toBe("git-push|github.com/mozilla-mobile/android-components|6c722d22-4dac-11ea-8d13-04e94ccdb80b");
-    expect(a.data).toMatchObject({ kind: "git-push", repoUrl: "https://github.com/mozilla-mobile/android-components", commits: ["8a4cb15deb60e490ec7dfae03ca350bde3688dcb", "5fdb785b28b356f50fc1d9cb180d401bb03fc1f1"], pusher: "bors[bot]" });
+    expect(a.data).toMatchObject({
+      kind: "git-push",
+      repoUrl: "https://github.com/mozilla-mobile/android-components",
+      commits: ["8a4cb15deb60e490ec7dfae03ca350bde3688dcb", "5fdb785b28b356f50fc1d9cb180d401bb03fc1f1"],
+      pusher: "bors[bot]",
+    });
     const s = enqueued(routeMessage(message("github", ex.taskclusterGithubPush, servo!.routingKey, servo!.payload), config));
-    expect(s.data).toMatchObject({ kind: "git-push", repoUrl: "https://github.com/servo/servo", eventId: "9b622976-58b9-11ea-9a2d-2d7c4f5293a8", ref: "refs/heads/try", commits: [] });
+    expect(s.data).toMatchObject({
+      kind: "git-push",
+      repoUrl: "https://github.com/servo/servo",
+      eventId: "9b622976-58b9-11ea-9a2d-2d7c4f5293a8",
+      ref: "refs/heads/try",
+      commits: [],
+    });
   });
 
   it("other GitHub events are ignored; a broken push names its field", () => {
     const body = formatJson("github-webhooks/github-webhooks-v1-push.envelope.assembled.json");
-    expect(routeMessage(message("github", ex.githubWebhooks, "o/r/issues", { ...body, event: "issues" }), config)).toEqual({ action: "ignore", category: "github-other-event", reason: "github event issues not handled" });
+    expect(routeMessage(message("github", ex.githubWebhooks, "o/r/issues", { ...body, event: "issues" }), config)).toEqual({
+      action: "ignore",
+      category: "github-other-event",
+      reason: "github event issues not handled",
+    });
     delete body.payload.repository.full_name;
     expect(deadReason(routeMessage(message("github", ex.githubWebhooks, "o/r/push", body), config))).toContain("payload.repository.full_name");
   });
@@ -139,7 +176,9 @@ describe("Taskcluster", () => {
   const delivery = formatJson("taskcluster-pulse/task-completed.delivery.firefox-ci-l10n.assembled.json");
 
   it("task-completed (assembled delivery with its CC header) becomes a tc-ingest job with the feed's root URL", () => {
-    const job = enqueued(routeMessage(message("taskcluster", ex.taskCompleted, delivery.fields.routingKey, delivery.body, delivery.properties.headers), config));
+    const job = enqueued(
+      routeMessage(message("taskcluster", ex.taskCompleted, delivery.fields.routingKey, delivery.body, delivery.properties.headers), config),
+    );
     expect(job.queue).toBe("tc-ingest");
     expect(job.opts.jobId).toBe("tc|tc.example.com|fUAqRKDUTcuyE96IFj1oXw|0");
     expect(job.data).toMatchObject({
@@ -153,7 +192,9 @@ describe("Taskcluster", () => {
       resolved: "2026-03-02T14:16:58.906Z",
     });
     if (job.queue !== "tc-ingest") throw new Error("expected a tc-ingest job");
-    expect(job.data.message.headers).toEqual({ CC: ["route.tc-treeherder.v2.l10n-central.2f77bc4f354d9ba67ea5270b2fc789f4b0521287.7412", "route.project.l10n.elmo.v1"] });
+    expect(job.data.message.headers).toEqual({
+      CC: ["route.tc-treeherder.v2.l10n-central.2f77bc4f354d9ba67ea5270b2fc789f4b0521287.7412", "route.project.l10n.elmo.v1"],
+    });
     expect(job.data.message.routingKey).toBe(delivery.fields.routingKey);
   });
 
@@ -168,10 +209,16 @@ describe("Taskcluster", () => {
   it("carries a null resolution when the message does not announce the run (the worker then asks the Queue API)", () => {
     const body = structuredClone(delivery.body);
     body.runId = 1;
-    expect(enqueued(routeMessage(message("taskcluster", ex.taskCompleted, delivery.fields.routingKey, body), config)).data).toMatchObject({ runId: 1, resolved: null });
+    expect(enqueued(routeMessage(message("taskcluster", ex.taskCompleted, delivery.fields.routingKey, body), config)).data).toMatchObject({
+      runId: 1,
+      resolved: null,
+    });
     body.runId = 0;
     body.status.runs[0].resolved = "yesterday";
-    expect(enqueued(routeMessage(message("taskcluster", ex.taskCompleted, delivery.fields.routingKey, body), config)).data).toMatchObject({ runId: 0, resolved: null });
+    expect(enqueued(routeMessage(message("taskcluster", ex.taskCompleted, delivery.fields.routingKey, body), config)).data).toMatchObject({
+      runId: 0,
+      resolved: null,
+    });
   });
 
   it("accepts the 2021 verbatim message (no priority) and fields added later", () => {
@@ -222,7 +269,9 @@ describe("invalid bodies", () => {
   });
 
   it("a message on an exchange the feed is not bound to is dead-lettered, not guessed at", () => {
-    expect(deadReason(routeMessage(message("taskcluster", "exchange/other", "k", {}), config))).toBe("exchange exchange/other is not one the taskcluster feed is bound to");
+    expect(deadReason(routeMessage(message("taskcluster", "exchange/other", "k", {}), config))).toBe(
+      "exchange exchange/other is not one the taskcluster feed is bound to",
+    );
   });
 });
 
@@ -233,8 +282,8 @@ describe("hostile senders", () => {
     expect(MAX_KEPT_BODY_BYTES).toBe(64 * 1024);
     // Two 5 MB text bodies that differ only at their very end, and a binary one.
     const base = Buffer.alloc(5 * 1024 * 1024, 0x61);
-    const first = Buffer.concat([Buffer.from("{\"x\":\""), base, Buffer.from("1\"}")]);
-    const second = Buffer.concat([Buffer.from("{\"x\":\""), base, Buffer.from("2\"}")]);
+    const first = Buffer.concat([Buffer.from('{"x":"'), base, Buffer.from('1"}')]);
+    const second = Buffer.concat([Buffer.from('{"x":"'), base, Buffer.from('2"}')]);
     const binary = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.alloc(5 * 1024 * 1024, 0x80)]);
     const letters = [first, second, binary].map((body) => {
       const decision = routeMessage(message("hgpushes", ex.hgpushes, "k", body), config);
@@ -290,27 +339,45 @@ describe("hostile senders", () => {
     const changegroup = formatJson("hgpushes/v2-changegroup.1.envelope.json");
     const newrepo = formatJson("hgpushes/v2-newrepo.1.envelope.json");
     const webhook = formatJson("github-webhooks/github-webhooks-v1-push.envelope.assembled.json");
-    const [tcPush] = formatJson<Array<{ routingKey: string; payload: any }>>("github-webhooks/taskcluster-github/treeherder-fixture-github_push.taskcluster-github-v1-push.json");
+    const [tcPush] = formatJson<Array<{ routingKey: string; payload: any }>>(
+      "github-webhooks/taskcluster-github/treeherder-fixture-github_push.taskcluster-github-v1-push.json",
+    );
     const cases: Array<[string, IncomingMessage, RegExp]> = [];
     {
       const body = structuredClone(changegroup);
       body.payload.data.repo_url = "https://elmo:hunter2@hg.mozilla.org/mozilla-central";
-      cases.push(["hg changegroup.1 user:password", message("hgpushes", ex.hgpushes, "mozilla-central", body), /payload\.data\.repo_url: must not carry credentials/]);
+      cases.push([
+        "hg changegroup.1 user:password",
+        message("hgpushes", ex.hgpushes, "mozilla-central", body),
+        /payload\.data\.repo_url: must not carry credentials/,
+      ]);
     }
     {
       const body = structuredClone(newrepo);
       body.payload.data.repo_url = "https://ghp_hunter2token@hg.mozilla.org/integration/x";
-      cases.push(["hg newrepo.1 token as user", message("hgpushes", ex.hgpushes, "integration/x", body), /payload\.data\.repo_url: must not carry credentials/]);
+      cases.push([
+        "hg newrepo.1 token as user",
+        message("hgpushes", ex.hgpushes, "integration/x", body),
+        /payload\.data\.repo_url: must not carry credentials/,
+      ]);
     }
     {
       const body = structuredClone(webhook);
       body.payload.repository.clone_url = "https://x-access-token:hunter2@github.com/mozilla-mobile/android-components.git";
-      cases.push(["GitHub webhook clone_url", message("github", ex.githubWebhooks, "mozilla-mobile/android-components/push", body), /payload\.repository\.clone_url: must not carry credentials/]);
+      cases.push([
+        "GitHub webhook clone_url",
+        message("github", ex.githubWebhooks, "mozilla-mobile/android-components/push", body),
+        /payload\.repository\.clone_url: must not carry credentials/,
+      ]);
     }
     {
       const payload = structuredClone(tcPush!.payload);
       payload.body.repository.html_url = "https://hunter2@github.com/mozilla-mobile/android-components";
-      cases.push(["taskcluster-github html_url", message("github", ex.taskclusterGithubPush, tcPush!.routingKey, payload), /body\.repository\.html_url: must not carry credentials/]);
+      cases.push([
+        "taskcluster-github html_url",
+        message("github", ex.taskclusterGithubPush, tcPush!.routingKey, payload),
+        /body\.repository\.html_url: must not carry credentials/,
+      ]);
     }
     it.each(cases)("%s", (_name, incoming, reason) => {
       const decision = routeMessage(incoming, config);

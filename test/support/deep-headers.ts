@@ -7,8 +7,8 @@
  */
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
-import { SERVICES } from "./test-environment.ts";
 import { encodeBody, type PublishOptions } from "./pulse.ts";
+import { SERVICES } from "./test-environment.ts";
 
 export const POISON_DEPTH = 9_000;
 

@@ -31,7 +31,14 @@ export function pushPayload(options: PushPayloadOptions): Record<string, any> {
     compare: `https://github.com/${options.fullName}/compare/${options.before.slice(0, 12)}...${options.after.slice(0, 12)}`,
     commits: options.commits.map(commit),
     head_commit: options.commits.length ? commit(options.commits.at(-1)!) : null,
-    repository: { ...real.repository, name, full_name: options.fullName, owner: { ...real.repository.owner, name: owner, login: owner }, html_url: `https://github.com/${options.fullName}`, clone_url: `https://github.com/${options.fullName}.git` },
+    repository: {
+      ...real.repository,
+      name,
+      full_name: options.fullName,
+      owner: { ...real.repository.owner, name: owner, login: owner },
+      html_url: `https://github.com/${options.fullName}`,
+      clone_url: `https://github.com/${options.fullName}.git`,
+    },
   };
 }
 

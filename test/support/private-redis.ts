@@ -7,7 +7,7 @@
  * comes back with everything it acknowledged. Used by the bridge and
  * dashboard tests and by the chaos harness (chaos/).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { Redis } from "ioredis";
 import { freePort } from "../../src/stand-ins/free-port.ts";
 import { waitFor } from "./wait-for.ts";

@@ -189,10 +189,13 @@ export async function deleteQueue(queue: string, url = SERVICES.amqp): Promise<v
  * assembled Firefox-CI example with its own taskId), routed by CC like
  * Taskcluster does. Its job id is `tc|<rootUrl host>|<taskId>|0`.
  */
-let taskCompletedDelivery: any;
+const taskCompletedDelivery = formatJson("taskcluster-pulse/task-completed.delivery.firefox-ci-l10n.assembled.json");
 
-export function taskCompletedMessage(n: number, config: Config): { exchange: string; routingKey: string; body: Record<string, any>; options: PublishOptions; taskId: string } {
-  const delivery = (taskCompletedDelivery ??= formatJson("taskcluster-pulse/task-completed.delivery.firefox-ci-l10n.assembled.json"));
+export function taskCompletedMessage(
+  n: number,
+  config: Config,
+): { exchange: string; routingKey: string; body: Record<string, any>; options: PublishOptions; taskId: string } {
+  const delivery = taskCompletedDelivery;
   // The first 8 characters of a slugid are free; the rest keeps the example's valid tail.
   const taskId = `${n.toString(36).padStart(8, "0").slice(-8)}${delivery.body.status.taskId.slice(8)}`;
   const body = { ...delivery.body, status: { ...delivery.body.status, taskId } };

@@ -3,12 +3,15 @@
  * it: a publisher on the local broker (exchanges declared as Pulse's
  * publishers would) and the BullMQ queues to read the jobs from.
  */
-import { startBridge, type BridgeHandle, type BridgeOptions } from "../../src/bridge/bridge.ts";
-import type { Config } from "../../src/core/config.ts";
+
+import { afterAll, beforeAll } from "vitest";
+import { type BridgeHandle, type BridgeOptions, startBridge } from "../../src/bridge/bridge.ts";
 import { closeQueues, openQueues, type Queues } from "../../src/contract/queues.ts";
+import type { Config } from "../../src/core/config.ts";
 import { createLogger, type Logger } from "../../src/core/log.ts";
 import { createRedis } from "../../src/core/redis.ts";
 import { declareExchanges, openPublisher, type Publisher } from "./pulse.ts";
+import { createTestEnvironment, type TestEnvironment } from "./test-environment.ts";
 import { waitFor } from "./wait-for.ts";
 
 export interface RunningBridge {
@@ -47,4 +50,33 @@ export async function startRunningBridge(
       redis.disconnect();
     },
   };
+}
+
+type RunningBridgeOptions = Parameters<typeof startRunningBridge>[1];
+
+/** What useRunningBridge gives a test file: filled in by its beforeAll. */
+export interface RunningBridgeSetting extends Omit<RunningBridge, "close"> {
+  env: TestEnvironment;
+  config: Config;
+}
+
+/**
+ * The usual setting of a bridge test file, set up in beforeAll and torn down
+ * in afterAll: its own test environment (with `overrides` of the
+ * environment) and a bridge running on it.
+ */
+export function useRunningBridge(name: string, overrides: Record<string, string> = {}, options: RunningBridgeOptions = {}): RunningBridgeSetting {
+  const setting = {} as RunningBridgeSetting;
+  let running: RunningBridge | undefined;
+  beforeAll(async () => {
+    setting.env = await createTestEnvironment(name);
+    setting.config = setting.env.configWith(overrides);
+    running = await startRunningBridge(setting.config, options);
+    Object.assign(setting, { bridge: running.bridge, publisher: running.publisher, queues: running.queues });
+  });
+  afterAll(async () => {
+    await running?.close();
+    await setting.env?.cleanup();
+  });
+  return setting;
 }

@@ -2,7 +2,18 @@
 import type { OriginalMessage, TcIngestJob } from "../../src/contract/contracts.ts";
 
 export function syntheticMessage(overrides: Partial<OriginalMessage> = {}): OriginalMessage {
-  return { connection: "pulse", feed: "taskcluster", exchange: "x", routingKey: "r", body: "{}", bodyEncoding: "utf8", headers: {}, redelivered: false, receivedAt: new Date().toISOString(), ...overrides };
+  return {
+    connection: "pulse",
+    feed: "taskcluster",
+    exchange: "x",
+    routingKey: "r",
+    body: "{}",
+    bodyEncoding: "utf8",
+    headers: {},
+    redelivered: false,
+    receivedAt: new Date().toISOString(),
+    ...overrides,
+  };
 }
 
 /** A tc-run payload naming `taskId`, pointing at a Queue API nobody serves. */

@@ -13,9 +13,9 @@ import path from "node:path";
 import amqp from "amqplib";
 import { Redis } from "ioredis";
 import pg from "pg";
-import { loadConfig, pulseFeeds, PULSE_EXCHANGES, type Config } from "../../src/core/config.ts";
+import { type Config, loadConfig, PULSE_EXCHANGES, pulseFeeds } from "../../src/core/config.ts";
 import { migrate } from "../../src/storage/migrate.ts";
-import { openDatabase, type Database } from "../../src/storage/prisma.ts";
+import { type Database, openDatabase } from "../../src/storage/prisma.ts";
 
 export const SERVICES = {
   postgres: "postgresql://postgres@127.0.0.1:5432",
@@ -37,7 +37,10 @@ export interface TestEnvironment {
 }
 
 export async function createTestEnvironment(label: string, extraEnv: Record<string, string> = {}): Promise<TestEnvironment> {
-  const id = `${label.toLowerCase().replace(/[^a-z0-9]+/g, "-").slice(0, 30)}-${randomBytes(4).toString("hex")}`;
+  const id = `${label
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .slice(0, 30)}-${randomBytes(4).toString("hex")}`;
   const databaseName = `pbt_${id.replace(/-/g, "_")}`;
   const databaseUrl = `${SERVICES.postgres}/${databaseName}`;
   await migrate(databaseUrl);

@@ -7,11 +7,11 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import express from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "../../src/core/log.ts";
 import { artifactLinkRouter, RESOLVED_URL_TTL_MS } from "../../src/dashboard/artifact-link.ts";
 import { ingestRun } from "../../src/jobs/tc-ingest/ingest-run.ts";
 import { QueueApi } from "../../src/jobs/tc-ingest/queue-api.ts";
-import { createLogger } from "../../src/core/log.ts";
-import { startQueueApiStandIn, type QueueApiStandIn } from "../../src/stand-ins/queue-api-server.ts";
+import { type QueueApiStandIn, startQueueApiStandIn } from "../../src/stand-ins/queue-api-server.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { compareLocalesArtifacts, hex40, realisticElmoJson, standInTask, tcJob } from "./fixtures.ts";
 

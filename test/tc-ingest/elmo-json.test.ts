@@ -38,16 +38,32 @@ describe("elmo.json schema", () => {
     ["a missing count", (e: any) => delete e.comparisons[3].summary.unchanged_w, "comparisons[3].summary.unchanged_w"],
     ["an artifact path climbing out", (e: any) => (e.comparisons[0].artifact = "../../secrets.json"), "comparisons[0].artifact: must not contain '..'"],
     ["an absolute artifact path", (e: any) => (e.comparisons[0].artifact = "/etc/passwd"), "comparisons[0].artifact: must be a relative path"],
-    ["a config with a control character", (e: any) => (e.comparisons[1].config = "_configs/browser\u001b[31m.toml"), "comparisons[1].config: must not contain control characters"],
+    [
+      "a config with a control character",
+      (e: any) => (e.comparisons[1].config = "_configs/browser\u001b[31m.toml"),
+      "comparisons[1].config: must not contain control characters",
+    ],
     ["a revisions path climbing out", (e: any) => (e.comparisons[0].revisions["/l10n/../../x/"] = hex40()), 'comparisons[0].revisions["/l10n/../../x/"]'],
-    ["a revisions key with another scheme", (e: any) => (e.comparisons[0].revisions["file:///etc/"] = hex40()), 'comparisons[0].revisions["file:///etc/"]: must be a path or an http(s) URL'],
-    ["a short revision", (e: any) => (e.comparisons[0].revisions["/l10n-central/de/"] = "2f77bc4f354d"), 'comparisons[0].revisions["/l10n-central/de/"]: must be a full 40-hex revision'],
+    [
+      "a revisions key with another scheme",
+      (e: any) => (e.comparisons[0].revisions["file:///etc/"] = hex40()),
+      'comparisons[0].revisions["file:///etc/"]: must be a path or an http(s) URL',
+    ],
+    [
+      "a short revision",
+      (e: any) => (e.comparisons[0].revisions["/l10n-central/de/"] = "2f77bc4f354d"),
+      'comparisons[0].revisions["/l10n-central/de/"]: must be a full 40-hex revision',
+    ],
     ["a locale that is not a code", (e: any) => (e.comparisons[0].locale = "de<script>"), "comparisons[0].locale: must be a BCP 47 locale code"],
     ["a repository that is not http(s)", (e: any) => (e.repository = "javascript:alert(1)"), "repository: must be an http(s) URL"],
     ["an unknown version", (e: any) => (e.version = "2.0"), 'version: must be "1.x"'],
     ["no compare-locales version", (e: any) => delete e["compare-locales"], "compare-locales:"],
     ["comparisons that are not a list", (e: any) => (e.comparisons = {}), "comparisons:"],
-    ["the same locale and config twice", (e: any) => e.comparisons.push({ ...e.comparisons[0] }), "comparisons[4]: repeats locale de with config _configs/browser.toml of comparisons[0]"],
+    [
+      "the same locale and config twice",
+      (e: any) => e.comparisons.push({ ...e.comparisons[0] }),
+      "comparisons[4]: repeats locale de with config _configs/browser.toml of comparisons[0]",
+    ],
   ])("rejects %s, naming the path", (_what, mutate, expected) => {
     expect(reasonFor(mutate)).toContain(expected);
   });
@@ -69,8 +85,12 @@ describe("elmo.json schema", () => {
 
 describe("repository URLs", () => {
   it("derives the repository from the task's metadata.source", () => {
-    expect(repositoryOfSource("https://hg.mozilla.org/l10n-central/de/file/2f77bc4f354d9ba67ea5270b2fc789f4b0521287/.taskcluster.yml")).toBe("https://hg.mozilla.org/l10n-central/de");
-    expect(repositoryOfSource("https://github.com/mozilla-mobile/focus-android/tree/master/tools/taskcluster")).toBe("https://github.com/mozilla-mobile/focus-android");
+    expect(repositoryOfSource("https://hg.mozilla.org/l10n-central/de/file/2f77bc4f354d9ba67ea5270b2fc789f4b0521287/.taskcluster.yml")).toBe(
+      "https://hg.mozilla.org/l10n-central/de",
+    );
+    expect(repositoryOfSource("https://github.com/mozilla-mobile/focus-android/tree/master/tools/taskcluster")).toBe(
+      "https://github.com/mozilla-mobile/focus-android",
+    );
     expect(repositoryOfSource("https://hg.mozilla.org/l10n/gecko-strings/")).toBe("https://hg.mozilla.org/l10n/gecko-strings");
     expect(repositoryOfSource("not a url")).toBeUndefined();
     expect(repositoryOfSource(undefined)).toBeUndefined();

@@ -12,34 +12,34 @@
  * The tc-ingest pool is the real one (BullMQ, PostgreSQL); the memory check
  * runs it in a child process.
  */
-import { fork, type ChildProcess } from "node:child_process";
+import { type ChildProcess, fork } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { gzipSync } from "node:zlib";
 import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
 import type { Job } from "bullmq";
 import express from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Config } from "../../src/core/config.ts";
-import { artifactLinkRouter } from "../../src/dashboard/artifact-link.ts";
-import { readApiRouter } from "../../src/dashboard/read-api.ts";
 import type { TcIngestJob } from "../../src/contract/contracts.ts";
-import { PermanentError } from "../../src/core/permanent-error.ts";
-import { fetchPushlogPage } from "../../src/jobs/hg-sync/pushlog-client.ts";
 import { tcIngestJobRequest } from "../../src/contract/job-requests.ts";
 import { addJob, closeQueues, openQueues, type Queues } from "../../src/contract/queues.ts";
-import { startPool } from "../../src/jobs/start-pool.ts";
-import { tcIngestPool } from "../../src/jobs/tc-ingest/pool.ts";
+import type { Config } from "../../src/core/config.ts";
 import { Lifecycle } from "../../src/core/lifecycle.ts";
 import { createLogger } from "../../src/core/log.ts";
+import { PermanentError } from "../../src/core/permanent-error.ts";
 import { createRedis, type Redis } from "../../src/core/redis.ts";
-import { startHgServer, type HgServer } from "../../src/stand-ins/hg-server.ts";
-import { startQueueApiStandIn, type QueueApiStandIn } from "../../src/stand-ins/queue-api-server.ts";
+import { artifactLinkRouter } from "../../src/dashboard/artifact-link.ts";
+import { readApiRouter } from "../../src/dashboard/read-api.ts";
+import { fetchPushlogPage } from "../../src/jobs/hg-sync/pushlog-client.ts";
+import { startPool } from "../../src/jobs/start-pool.ts";
+import { tcIngestPool } from "../../src/jobs/tc-ingest/pool.ts";
+import { type HgServer, startHgServer } from "../../src/stand-ins/hg-server.ts";
+import { type QueueApiStandIn, startQueueApiStandIn } from "../../src/stand-ins/queue-api-server.ts";
 import { createTestEnvironment, deleteRedisKeys, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
-import { compareLocalesArtifacts, GECKO_STRINGS, hex40, realisticElmoJson, realSummary, slugid, standInTask, tcJob, type ElmoFile } from "./fixtures.ts";
+import { compareLocalesArtifacts, type ElmoFile, GECKO_STRINGS, hex40, realisticElmoJson, realSummary, slugid, standInTask, tcJob } from "./fixtures.ts";
 
 const log = createLogger(process.env.TEST_LOG_LEVEL ?? "silent", "test");
 const MAX_COMPARISONS = 500;
@@ -156,7 +156,9 @@ describe("redirects stay on the Taskcluster hosts", () => {
     const before = redirector.requests.length;
     const job = await run(tcJob(standIn.rootUrl, task));
 
-    expect(job.failedReason).toMatch(new RegExp(`run 0: refused redirect to ${outsideHost()}/elmo.json: host ${outsideHost()} is not one of the Taskcluster hosts`));
+    expect(job.failedReason).toMatch(
+      new RegExp(`run 0: refused redirect to ${outsideHost()}/elmo.json: host ${outsideHost()} is not one of the Taskcluster hosts`),
+    );
     expect(job.attemptsMade).toBe(1);
     expect(redirector.requests.slice(before)).toEqual(["/to-outside"]);
     expect(outside.requests).toEqual([]);
@@ -168,7 +170,9 @@ describe("redirects stay on the Taskcluster hosts", () => {
     const job = await run(tcJob(standIn.rootUrl, task));
 
     // The Queue API's 303 is the first of the five followed; the sixth is not.
-    expect(job.failedReason).toBe(`artifact public/compare-locales/elmo.json of task ${task.taskId} run 0: more than 5 redirects (the last from ${new URL(redirector.url).host}/loop/5)`);
+    expect(job.failedReason).toBe(
+      `artifact public/compare-locales/elmo.json of task ${task.taskId} run 0: more than 5 redirects (the last from ${new URL(redirector.url).host}/loop/5)`,
+    );
     expect(job.attemptsMade).toBe(1);
     expect(redirector.requests.slice(before)).toEqual(["/loop/1", "/loop/2", "/loop/3", "/loop/4", "/loop/5"]);
   });
@@ -185,7 +189,9 @@ describe("redirects stay on the Taskcluster hosts", () => {
     expect(job.attemptsMade).toBe(2);
     expect(job.stacktrace?.join("\n")).toMatch(/unexpected answer from the Queue API \(metadata/);
     expect(outside.requests).toEqual([]);
-    expect(await env.db.build.findFirstOrThrow({ where: { taskId: task.taskId } })).toMatchObject({ source: expect.stringMatching(/^https:\/\/hg\.mozilla\.org\//) });
+    expect(await env.db.build.findFirstOrThrow({ where: { taskId: task.taskId } })).toMatchObject({
+      source: expect.stringMatching(/^https:\/\/hg\.mozilla\.org\//),
+    });
   });
 
   it("refuses a job naming a root URL that is not a configured deployment, without a request", async () => {
@@ -200,7 +206,9 @@ describe("redirects stay on the Taskcluster hosts", () => {
 describe("artifact links", () => {
   async function ingestWithDetailAt(url: string) {
     const elmo = realisticElmoJson({ geckoStrings: hex40(), de: hex40(), fr: hex40() });
-    const artifacts = compareLocalesArtifacts(elmo).map((artifact) => (artifact.name.endsWith("browser.de.json") ? { name: artifact.name, storageType: "reference" as const, url } : artifact));
+    const artifacts = compareLocalesArtifacts(elmo).map((artifact) =>
+      artifact.name.endsWith("browser.de.json") ? { name: artifact.name, storageType: "reference" as const, url } : artifact,
+    );
     const task = standInTask({ artifacts });
     standIn.addTask(task);
     const job = await run(tcJob(standIn.rootUrl, task));
@@ -226,7 +234,10 @@ describe("artifact links", () => {
   it("do not serve a stored resolution outside the Taskcluster hosts (e.g. from an older version): they resolve again", async () => {
     const { task, comparisons } = await ingestWithDetailAt(`${outside.url}/phishing`);
     const comparison = comparisons[1]!; // browser.fr.json, a real s3 artifact
-    await env.db.comparison.update({ where: { id: comparison.id }, data: { resolvedUrl: `${outside.url}/stored`, resolvedExpiresAt: new Date(Date.now() + 3_600_000) } });
+    await env.db.comparison.update({
+      where: { id: comparison.id },
+      data: { resolvedUrl: `${outside.url}/stored`, resolvedExpiresAt: new Date(Date.now() + 3_600_000) },
+    });
 
     const answer = await fetch(`${dashboard.url}/artifacts/${comparison.id}`, { redirect: "manual" });
     expect(answer.status).toBe(302);
@@ -270,11 +281,20 @@ describe("failure reasons", () => {
     // 1. The Queue API's own error body (Taskcluster puts a message there).
     const unknown = standInTask({ artifacts: [] });
     standIn.addTask(unknown);
-    standIn.failNext({ path: new RegExp(`/task/${unknown.taskId}$`), status: 404, body: JSON.stringify({ code: "ResourceNotFound", message: `${marker} task`, requestInfo: {} }) });
+    standIn.failNext({
+      path: new RegExp(`/task/${unknown.taskId}$`),
+      status: 404,
+      body: JSON.stringify({ code: "ResourceNotFound", message: `${marker} task`, requestInfo: {} }),
+    });
     // 2. The storage server's error page.
     const forbidden = standInTask({ artifacts: compareLocalesArtifacts(realisticElmoJson({ geckoStrings: hex40(), de: hex40(), fr: hex40() })) });
     standIn.addTask(forbidden);
-    standIn.failNext({ server: "storage", path: new RegExp(`/${forbidden.taskId}/`), status: 403, body: `<Error><Message>${marker} storage</Message></Error>` });
+    standIn.failNext({
+      server: "storage",
+      path: new RegExp(`/${forbidden.taskId}/`),
+      status: 403,
+      body: `<Error><Message>${marker} storage</Message></Error>`,
+    });
     // 3. An elmo.json that is not JSON (the parser's message would quote it).
     const garbage = standInTask({ artifacts: [{ name: "public/elmo.json", content: `${marker} {{{ not json` }] });
     standIn.addTask(garbage);
@@ -312,77 +332,77 @@ describe("memory", () => {
     const task = standInTask({ artifacts: [{ name: "public/elmo.json", content: manyComparisons(MAX_COMPARISONS + 1) }] });
     standIn.addTask(task);
     const job = await run(tcJob(standIn.rootUrl, task));
-    expect(job.failedReason).toBe(`public/elmo.json of task ${task.taskId} run 0: elmo.json holds ${MAX_COMPARISONS + 1} comparisons, more than ELMO_JSON_MAX_COMPARISONS (${MAX_COMPARISONS}); refused`);
+    expect(job.failedReason).toBe(
+      `public/elmo.json of task ${task.taskId} run 0: elmo.json holds ${MAX_COMPARISONS + 1} comparisons, more than ELMO_JSON_MAX_COMPARISONS (${MAX_COMPARISONS}); refused`,
+    );
     expect(job.attemptsMade).toBe(1);
   });
 
-  it(
-    "keeps a worker's memory bounded for a 100,000-comparison elmo.json served gzipped: refused past ELMO_JSON_MAX_BYTES, RSS grows < 64 MB",
-    async () => {
-      // The worker in a process of its own, default limits, one job at a time,
-      // on BullMQ keys of its own (the in-process pool must not take its jobs).
-      const prefix = `${config.redis.prefix}-memory`;
-      const child: ChildProcess = fork(fileURLToPath(new URL("./memory-worker.ts", import.meta.url)), {
-        execArgv: ["--import", "tsx"],
-        env: { ...process.env, ...env.env, BULLMQ_PREFIX: prefix, TASKCLUSTER_ROOT_URL: standIn.rootUrl, LOG_LEVEL: "silent" },
-        stdio: ["ignore", "inherit", "inherit", "ipc"],
-      });
-      const own = openQueues(redis, prefix);
-      const run = (data: TcIngestJob) => runOn(data, own);
-      try {
-        await once(child, "message");
-        const status = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB$`, "m").exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))![1]) * 1024;
-        // A realistic job and a refused one first, so that the code paths are loaded and compiled.
-        const warm = standInTask({ artifacts: compareLocalesArtifacts(realisticElmoJson({ geckoStrings: hex40(), de: hex40(), fr: hex40() })) });
-        const refused = standInTask({ artifacts: [{ name: "public/elmo.json", content: JSON.stringify(manyComparisons(15_000)) }] });
-        for (const task of [warm, refused]) standIn.addTask(task);
-        const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-        expect((await run(tcJob(standIn.rootUrl, warm))).failedReason).toBeUndefined();
-        const warmed = status("VmRSS");
-        writeFileSync(`/proc/${child.pid}/clear_refs`, "5"); // resets VmHWM, the peak RSS
-        const first = await run(tcJob(standIn.rootUrl, refused));
-        console.log(
-          `first over-limit file (15,000 comparisons, ${mb(Buffer.byteLength(refused.runs[0]!.artifacts[0]!.content as string))}): worker RSS ${mb(warmed)} before, peak ${mb(status("VmHWM"))} (first use of the path included); job: ${first.failedReason ?? "completed"}`,
-        );
+  it("keeps a worker's memory bounded for a 100,000-comparison elmo.json served gzipped: refused past ELMO_JSON_MAX_BYTES, RSS grows < 64 MB", async () => {
+    // The worker in a process of its own, default limits, one job at a time,
+    // on BullMQ keys of its own (the in-process pool must not take its jobs).
+    const prefix = `${config.redis.prefix}-memory`;
+    const child: ChildProcess = fork(fileURLToPath(new URL("./memory-worker.ts", import.meta.url)), {
+      execArgv: ["--import", "tsx"],
+      env: { ...process.env, ...env.env, BULLMQ_PREFIX: prefix, TASKCLUSTER_ROOT_URL: standIn.rootUrl, LOG_LEVEL: "silent" },
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
+    const own = openQueues(redis, prefix);
+    const run = (data: TcIngestJob) => runOn(data, own);
+    try {
+      await once(child, "message");
+      const status = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB$`, "m").exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))![1]) * 1024;
+      // A realistic job and a refused one first, so that the code paths are loaded and compiled.
+      const warm = standInTask({ artifacts: compareLocalesArtifacts(realisticElmoJson({ geckoStrings: hex40(), de: hex40(), fr: hex40() })) });
+      const refused = standInTask({ artifacts: [{ name: "public/elmo.json", content: JSON.stringify(manyComparisons(15_000)) }] });
+      for (const task of [warm, refused]) standIn.addTask(task);
+      const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+      expect((await run(tcJob(standIn.rootUrl, warm))).failedReason).toBeUndefined();
+      const warmed = status("VmRSS");
+      writeFileSync(`/proc/${child.pid}/clear_refs`, "5"); // resets VmHWM, the peak RSS
+      const first = await run(tcJob(standIn.rootUrl, refused));
+      console.log(
+        `first over-limit file (15,000 comparisons, ${mb(Buffer.byteLength(refused.runs[0]!.artifacts[0]!.content as string))}): worker RSS ${mb(warmed)} before, peak ${mb(status("VmHWM"))} (first use of the path included); job: ${first.failedReason ?? "completed"}`,
+      );
 
-        const huge = manyComparisons(100_000);
-        const text = JSON.stringify(huge);
-        const gzipped = gzipSync(text).byteLength;
-        const task = standInTask({ artifacts: [{ name: "public/elmo.json", content: text }] });
-        standIn.addTask(task);
+      const huge = manyComparisons(100_000);
+      const text = JSON.stringify(huge);
+      const gzipped = gzipSync(text).byteLength;
+      const task = standInTask({ artifacts: [{ name: "public/elmo.json", content: text }] });
+      standIn.addTask(task);
 
-        const before = status("VmRSS");
-        writeFileSync(`/proc/${child.pid}/clear_refs`, "5");
-        const job = await run(tcJob(standIn.rootUrl, task));
-        const peak = status("VmHWM");
-        const growth = peak - before;
-        console.log(
-          `100,000-comparison elmo.json (${mb(Buffer.byteLength(text))}, ${mb(gzipped)} gzipped): worker RSS before ${mb(before)}, peak during the job ${mb(peak)}, growth ${mb(growth)}; job: ${job.failedReason ?? "completed"}`,
-        );
+      const before = status("VmRSS");
+      writeFileSync(`/proc/${child.pid}/clear_refs`, "5");
+      const job = await run(tcJob(standIn.rootUrl, task));
+      const peak = status("VmHWM");
+      const growth = peak - before;
+      console.log(
+        `100,000-comparison elmo.json (${mb(Buffer.byteLength(text))}, ${mb(gzipped)} gzipped): worker RSS before ${mb(before)}, peak during the job ${mb(peak)}, growth ${mb(growth)}; job: ${job.failedReason ?? "completed"}`,
+      );
 
-        expect(job.failedReason).toBe(`artifact public/elmo.json of task ${task.taskId} run 0: larger than ELMO_JSON_MAX_BYTES (4194304 bytes) once decoded; refused`);
-        expect(job.attemptsMade).toBe(1);
-        expect(growth).toBeLessThan(64 * 1024 * 1024);
+      expect(job.failedReason).toBe(
+        `artifact public/elmo.json of task ${task.taskId} run 0: larger than ELMO_JSON_MAX_BYTES (4194304 bytes) once decoded; refused`,
+      );
+      expect(job.attemptsMade).toBe(1);
+      expect(growth).toBeLessThan(64 * 1024 * 1024);
 
-        // For the record (not asserted): the largest elmo.json the defaults accept, stored.
-        const largest = JSON.stringify(manyComparisons(5_000));
-        const accepted = standInTask({ artifacts: [{ name: "public/elmo.json", content: largest }] });
-        standIn.addTask(accepted);
-        const acceptedBefore = status("VmRSS");
-        writeFileSync(`/proc/${child.pid}/clear_refs`, "5");
-        const stored = await run(tcJob(standIn.rootUrl, accepted));
-        console.log(
-          `largest accepted (5,000 comparisons, ${mb(Buffer.byteLength(largest))}): worker RSS before ${mb(acceptedBefore)}, peak during the job ${mb(status("VmHWM"))}, growth ${mb(status("VmHWM") - acceptedBefore)}; job: ${stored.failedReason ?? "completed"}`,
-        );
-      } finally {
-        child.send("stop");
-        if (child.exitCode === null) await once(child, "exit");
-        await closeQueues(own);
-        await deleteRedisKeys(prefix);
-      }
-    },
-    180_000,
-  );
+      // For the record (not asserted): the largest elmo.json the defaults accept, stored.
+      const largest = JSON.stringify(manyComparisons(5_000));
+      const accepted = standInTask({ artifacts: [{ name: "public/elmo.json", content: largest }] });
+      standIn.addTask(accepted);
+      const acceptedBefore = status("VmRSS");
+      writeFileSync(`/proc/${child.pid}/clear_refs`, "5");
+      const stored = await run(tcJob(standIn.rootUrl, accepted));
+      console.log(
+        `largest accepted (5,000 comparisons, ${mb(Buffer.byteLength(largest))}): worker RSS before ${mb(acceptedBefore)}, peak during the job ${mb(status("VmHWM"))}, growth ${mb(status("VmHWM") - acceptedBefore)}; job: ${stored.failedReason ?? "completed"}`,
+      );
+    } finally {
+      child.send("stop");
+      if (child.exitCode === null) await once(child, "exit");
+      await closeQueues(own);
+      await deleteRedisKeys(prefix);
+    }
+  }, 180_000);
 });
 
 /**

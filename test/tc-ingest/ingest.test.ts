@@ -4,17 +4,17 @@
  */
 import type { Job } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Config } from "../../src/core/config.ts";
 import type { TcIngestJob } from "../../src/contract/contracts.ts";
 import { tcIngestJobRequest } from "../../src/contract/job-requests.ts";
 import { addJob, closeQueues, openQueues, type Queues } from "../../src/contract/queues.ts";
-import { startPool } from "../../src/jobs/start-pool.ts";
-import { tcIngestPool } from "../../src/jobs/tc-ingest/pool.ts";
-import type { IngestResult } from "../../src/jobs/tc-ingest/ingest-run.ts";
+import type { Config } from "../../src/core/config.ts";
 import { Lifecycle } from "../../src/core/lifecycle.ts";
 import { createLogger } from "../../src/core/log.ts";
 import { createRedis, type Redis } from "../../src/core/redis.ts";
-import { startQueueApiStandIn, type QueueApiStandIn } from "../../src/stand-ins/queue-api-server.ts";
+import { startPool } from "../../src/jobs/start-pool.ts";
+import type { IngestResult } from "../../src/jobs/tc-ingest/ingest-run.ts";
+import { tcIngestPool } from "../../src/jobs/tc-ingest/pool.ts";
+import { type QueueApiStandIn, startQueueApiStandIn } from "../../src/stand-ins/queue-api-server.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
 import { waitFor } from "../support/wait-for.ts";
 import { compareLocalesArtifacts, GECKO_STRINGS, hex40, realisticElmoJson, realSummary, slugid, standInTask, tcJob } from "./fixtures.ts";
@@ -152,7 +152,10 @@ describe("tc-ingest", () => {
     const first = await run(data);
     const buildId = (first.returnvalue as IngestResult).buildId;
     const before = await comparisonsOf(buildId);
-    await env.db.comparison.update({ where: { id: before[0]!.id }, data: { resolvedUrl: "https://storage.example/x", resolvedExpiresAt: new Date(Date.now() + 3_600_000) } });
+    await env.db.comparison.update({
+      where: { id: before[0]!.id },
+      data: { resolvedUrl: "https://storage.example/x", resolvedExpiresAt: new Date(Date.now() + 3_600_000) },
+    });
 
     // Redelivery: the bridge adds the same job id again; BullMQ keeps the one it has.
     const again = await run(data);
@@ -161,7 +164,9 @@ describe("tc-ingest", () => {
     // Replay (a new job for the same run) after the artifact changed: updated in place.
     elmo.comparisons[0]!.summary.changed = 14;
     elmo.comparisons.pop();
-    firefoxCi.addTask(standInTask({ taskId: task.taskId, taskGroupId: (task.definition as { taskGroupId: string }).taskGroupId, artifacts: compareLocalesArtifacts(elmo) }));
+    firefoxCi.addTask(
+      standInTask({ taskId: task.taskId, taskGroupId: (task.definition as { taskGroupId: string }).taskGroupId, artifacts: compareLocalesArtifacts(elmo) }),
+    );
     const replay = await run(data, { jobId: `${tcIngestJobRequest(data).opts.jobId}|replay` });
     expect(replay.failedReason).toBeUndefined();
     expect((replay.returnvalue as IngestResult).buildId).toBe(buildId);
@@ -221,7 +226,9 @@ describe("tc-ingest", () => {
 
   it("links revisions hg-sync already stored without turning them into placeholders", async () => {
     const known = hex40();
-    const existing = await env.db.changeset.create({ data: { revision: known, author: "Localizer <l10n@example.com>", description: "Update de", placeholder: false } });
+    const existing = await env.db.changeset.create({
+      data: { revision: known, author: "Localizer <l10n@example.com>", description: "Update de", placeholder: false },
+    });
     const revisions = { geckoStrings: known, de: hex40(), fr: hex40() };
     const task = standInTask({ artifacts: compareLocalesArtifacts(realisticElmoJson(revisions)) });
     firefoxCi.addTask(task);
@@ -288,7 +295,9 @@ describe("tc-ingest", () => {
 
     const job = await run(tcJob(firefoxCi.rootUrl, task), { fastRetries: true });
     expect(await job.getState()).toBe("failed");
-    expect(job.failedReason).toContain(`public/compare-locales/elmo.json of task ${task.taskId} run 0: elmo.json is invalid: comparisons[1].summary.missing: Too small`);
+    expect(job.failedReason).toContain(
+      `public/compare-locales/elmo.json of task ${task.taskId} run 0: elmo.json is invalid: comparisons[1].summary.missing: Too small`,
+    );
     expect(job.attemptsMade).toBe(1);
     expect(await env.db.build.count({ where: { taskId: task.taskId } })).toBe(0);
   });
@@ -327,18 +336,31 @@ describe("tc-ingest", () => {
     const elmo = realisticElmoJson({ geckoStrings, de: hex40(), fr: hex40() });
     delete elmo.repository;
     firefoxCi.addTask(standInTask({ taskId, artifacts: compareLocalesArtifacts(realisticElmoJson({ geckoStrings, de: hex40(), fr: hex40() })) }));
-    const community = standInTask({ taskId, artifacts: compareLocalesArtifacts(elmo, { prefix: "public/" }), source: "https://github.com/mozilla-l10n/firefox-l10n/blob/main/.taskcluster.yml" });
+    const community = standInTask({
+      taskId,
+      artifacts: compareLocalesArtifacts(elmo, { prefix: "public/" }),
+      source: "https://github.com/mozilla-l10n/firefox-l10n/blob/main/.taskcluster.yml",
+    });
     communityTc.addTask(community);
 
-    const jobs = await Promise.all([run(tcJob(firefoxCi.rootUrl, community)), run(tcJob(`${communityTc.rootUrl}/`, community, { withMessage: false, carries: "null" }))]);
+    const jobs = await Promise.all([
+      run(tcJob(firefoxCi.rootUrl, community)),
+      run(tcJob(`${communityTc.rootUrl}/`, community, { withMessage: false, carries: "null" })),
+    ]);
     expect(jobs.map((job) => job.failedReason)).toEqual([undefined, undefined]);
 
     const builds = await env.db.build.findMany({ where: { taskId }, orderBy: { rootUrl: "asc" }, include: { comparisons: { include: { revisions: true } } } });
     expect(builds.map((b) => b.rootUrl).sort()).toEqual([firefoxCi.rootUrl, communityTc.rootUrl].sort());
     const fromCommunity = builds.find((b) => b.rootUrl === communityTc.rootUrl)!;
     // Not announced, the run's resolution comes from the Queue API's status.
-    expect(fromCommunity).toMatchObject({ repository: "https://github.com/mozilla-l10n/firefox-l10n", state: "completed", resolvedAt: new Date("2026-03-02T14:16:58.906Z") });
-    expect(fromCommunity.comparisons[0]!.artifactUrl).toMatch(new RegExp(`^${communityTc.rootUrl}/api/queue/v1/task/${taskId}/runs/0/artifacts/public%2Fcompares%2F`));
+    expect(fromCommunity).toMatchObject({
+      repository: "https://github.com/mozilla-l10n/firefox-l10n",
+      state: "completed",
+      resolvedAt: new Date("2026-03-02T14:16:58.906Z"),
+    });
+    expect(fromCommunity.comparisons[0]!.artifactUrl).toMatch(
+      new RegExp(`^${communityTc.rootUrl}/api/queue/v1/task/${taskId}/runs/0/artifacts/public%2Fcompares%2F`),
+    );
     expect(fromCommunity.comparisons.flatMap((c) => c.revisions.map((r) => r.repository))).toContain("https://github.com/l10n-central/de");
     expect(communityTc.count(new RegExp(`/task/${taskId}/status$`))).toBe(1);
   });
@@ -356,7 +378,11 @@ describe("tc-ingest", () => {
     expect([carried, legacy, neither].map((job) => job.failedReason)).toEqual([undefined, undefined, undefined]);
     expect("resolved" in legacy.data).toBe(false);
     const resolvedAt = async (taskId: string) => (await env.db.build.findFirstOrThrow({ where: { taskId } })).resolvedAt?.toISOString();
-    expect(await Promise.all(tasks.map((task) => resolvedAt(task.taskId)))).toEqual(["2026-03-03T10:00:00.000Z", "2026-03-04T10:00:00.000Z", "2026-03-02T14:16:58.906Z"]);
+    expect(await Promise.all(tasks.map((task) => resolvedAt(task.taskId)))).toEqual([
+      "2026-03-03T10:00:00.000Z",
+      "2026-03-04T10:00:00.000Z",
+      "2026-03-02T14:16:58.906Z",
+    ]);
     expect(tasks.map((task) => communityTc.count(new RegExp(`/task/${task.taskId}/status$`)))).toEqual([0, 0, 1]);
   });
 

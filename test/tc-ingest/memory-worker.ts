@@ -6,10 +6,10 @@
  * the pool runs; "stop" shuts it down.
  */
 import { loadConfig } from "../../src/core/config.ts";
-import { startPool } from "../../src/jobs/start-pool.ts";
-import { tcIngestPool } from "../../src/jobs/tc-ingest/pool.ts";
 import { Lifecycle } from "../../src/core/lifecycle.ts";
 import { createLogger } from "../../src/core/log.ts";
+import { startPool } from "../../src/jobs/start-pool.ts";
+import { tcIngestPool } from "../../src/jobs/tc-ingest/pool.ts";
 
 const config = loadConfig(process.env);
 const log = createLogger(config.logLevel, "memory-worker");

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PermanentError } from "../../src/core/permanent-error.ts";
 import { QueueApi } from "../../src/jobs/tc-ingest/queue-api.ts";
-import { startQueueApiStandIn, type QueueApiStandIn } from "../../src/stand-ins/queue-api-server.ts";
+import { type QueueApiStandIn, startQueueApiStandIn } from "../../src/stand-ins/queue-api-server.ts";
 import { compareLocalesArtifacts, hex40, realisticElmoJson, slugid, standInTask } from "./fixtures.ts";
 
 let standIn: QueueApiStandIn;
@@ -44,12 +44,19 @@ describe("Queue API client", () => {
   });
 
   it("classifies answers: 404, 403 and 424 are permanent; 429, 500 and 503 are retried", async () => {
-    const task = standInTask({ artifacts: [{ name: "public/elmo.json", storageType: "error" }, { name: "public/ok.json", content: { ok: true } }] });
+    const task = standInTask({
+      artifacts: [
+        { name: "public/elmo.json", storageType: "error" },
+        { name: "public/ok.json", content: { ok: true } },
+      ],
+    });
     standIn.addTask(task);
     const api = client();
 
     await expect(api.task(slugid())).rejects.toBeInstanceOf(PermanentError);
-    await expect(api.listArtifacts(task.taskId, 7)).rejects.toThrow(`artifacts of task ${task.taskId} run 7: HTTP 404 ResourceNotFound from ${standIn.rootUrl}`);
+    await expect(api.listArtifacts(task.taskId, 7)).rejects.toThrow(
+      `artifacts of task ${task.taskId} run 7: HTTP 404 ResourceNotFound from ${standIn.rootUrl}`,
+    );
     await expect(api.artifactText(task.taskId, 0, "public/elmo.json")).rejects.toThrow(
       `artifact public/elmo.json of task ${task.taskId} run 0: HTTP 424 from ${new URL(standIn.rootUrl).host}/api/queue/v1/task/${task.taskId}/runs/0/artifacts/public%2Felmo.json`,
     );

@@ -40,13 +40,16 @@ describe("pulse-bridge webhook", () => {
     const short = run({ GITHUB_WEBHOOK_SECRET: "short" });
     expect(await short.exited).toBe(1);
     expect(short.stderr()).toMatch(/GITHUB_WEBHOOK_SECRET: must be at least 16 characters \(use a random secret\) \(got a value that is not valid\)/);
-    expect(short.stderr()).not.toContain("short\"");
+    expect(short.stderr()).not.toContain('short"');
   }, 30_000);
 
   it("answers a signed ping on its own port and stops cleanly on SIGTERM", async () => {
     const role = run({ GITHUB_WEBHOOK_SECRET: SECRET });
     const url = await waitFor("the receiver to listen", () => /"url":"(http:[^"]+)\/github"/.exec(role.stderr())?.[1], { timeoutMs: 30_000 });
-    expect(await deliver(`${url}/github`, { zen: "Design for failure." }, { event: "ping", secret: SECRET })).toMatchObject({ status: 200, body: { outcome: "ping" } });
+    expect(await deliver(`${url}/github`, { zen: "Design for failure." }, { event: "ping", secret: SECRET })).toMatchObject({
+      status: 200,
+      body: { outcome: "ping" },
+    });
     expect((await deliver(`${url}/github`, { zen: "x" }, { event: "ping", secret: "another-secret-of-16-chars" })).status).toBe(401);
     role.child.kill("SIGTERM");
     expect(await role.exited).toBe(0);

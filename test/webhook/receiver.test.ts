@@ -5,18 +5,18 @@
  * real bridge for a push that arrives through Pulse as well.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hgSyncJobRequest } from "../../src/contract/job-requests.ts";
 import type { Config } from "../../src/core/config.ts";
 import { Lifecycle } from "../../src/core/lifecycle.ts";
 import { createLogger } from "../../src/core/log.ts";
 import { webhookDeliveries } from "../../src/core/metrics.ts";
-import { hgSyncJobRequest } from "../../src/contract/job-requests.ts";
 import { trackedGitRepository } from "../../src/jobs/hg-sync/tracked-git-repository.ts";
 import { trackRepository } from "../../src/jobs/hg-sync/tracking.ts";
+import { type GitUpstream, startGitUpstream } from "../../src/stand-ins/git-upstream.ts";
 import { startWebhookReceiver, WEBHOOK_PATH, type WebhookHandle } from "../../src/webhook/receiver.ts";
 import { openQueue, startWorker } from "../hg-sync/harness.ts";
-import { startGitUpstream, type GitUpstream } from "../../src/stand-ins/git-upstream.ts";
-import { deliver, newDeliveryId, pushPayload } from "../support/github-webhook-sender.ts";
 import { formatJson } from "../support/formats.ts";
+import { deliver, newDeliveryId, pushPayload } from "../support/github-webhook-sender.ts";
 import { startPrivateRedis } from "../support/private-redis.ts";
 import { startRunningBridge } from "../support/running-bridge.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
@@ -39,7 +39,12 @@ let lifecycle: Lifecycle;
 let head = ZERO;
 
 function startReceiver(withConfig: Config, lc: Lifecycle) {
-  return startWebhookReceiver({ config: withConfig, log: createLogger(withConfig.logLevel, "test-webhook"), lifecycle: lc, isTracked: trackedGitRepository(env.db) });
+  return startWebhookReceiver({
+    config: withConfig,
+    log: createLogger(withConfig.logLevel, "test-webhook"),
+    lifecycle: lc,
+    isTracked: trackedGitRepository(env.db),
+  });
 }
 
 /** Commits on the upstream and returns the signed-payload options of that push. */
@@ -91,13 +96,18 @@ describe("GitHub webhook receiver", () => {
     const started = performance.now();
     const answer = await deliver(hook, pushPayload(push), { delivery, secret: SECRET });
     expect(answer).toMatchObject({ status: 202, body: { outcome: "accepted", detail: jobIdOf(delivery) } });
-    const stored = await waitFor("the push's rows", async () => (await pushesOf(push.after)).find((p) => p.eventId === delivery), { timeoutMs: 15_000, intervalMs: 10 });
+    const stored = await waitFor("the push's rows", async () => (await pushesOf(push.after)).find((p) => p.eventId === delivery), {
+      timeoutMs: 15_000,
+      intervalMs: 10,
+    });
     const storedMs = performance.now() - started;
     expect(stored).toMatchObject({ source: "webhook", pushId: 1 });
     expect(stored.changesets).toHaveLength(1);
     // First sync of the repository: the older history is stored too, as history.
     expect(await env.db.repositoryChangeset.count({ where: { repositoryId } })).toBe(3);
-    console.log(`webhook figure: answer in ${answer.ms.toFixed(1)} ms; push rows stored ${storedMs.toFixed(0)} ms after the request (first sync: clone included)`);
+    console.log(
+      `webhook figure: answer in ${answer.ms.toFixed(1)} ms; push rows stored ${storedMs.toFixed(0)} ms after the request (first sync: clone included)`,
+    );
 
     // Small pushes (2 commits) to the now cloned repository: the steady-state figure.
     const answers: number[] = [];
@@ -108,7 +118,10 @@ describe("GitHub webhook receiver", () => {
       const nextStarted = performance.now();
       const nextAnswer = await deliver(hook, pushPayload(next), { delivery: nextDelivery, secret: SECRET });
       expect(nextAnswer.status).toBe(202);
-      const nextPush = await waitFor("a small push's rows", async () => (await pushesOf(next.after)).find((p) => p.eventId === nextDelivery), { timeoutMs: 15_000, intervalMs: 10 });
+      const nextPush = await waitFor("a small push's rows", async () => (await pushesOf(next.after)).find((p) => p.eventId === nextDelivery), {
+        timeoutMs: 15_000,
+        intervalMs: 10,
+      });
       rows.push(performance.now() - nextStarted);
       answers.push(nextAnswer.ms);
       expect(nextPush).toMatchObject({ source: "webhook", pushId: round + 2 });
@@ -143,18 +156,29 @@ describe("GitHub webhook receiver", () => {
     const cases = [
       ["missing header", await deliver(hook, text, { secret: null }), 401, "unsigned"],
       ["wrong secret", await deliver(hook, text, { secret: "not-the-secret-of-this-hook" }), 401, "bad-signature"],
-      ["tampered body", await deliver(hook, tampered, { secret: null, signature: (await import("../../src/webhook/signature.ts")).sign(SECRET, text) }), 401, "bad-signature"],
+      [
+        "tampered body",
+        await deliver(hook, tampered, { secret: null, signature: (await import("../../src/webhook/signature.ts")).sign(SECRET, text) }),
+        401,
+        "bad-signature",
+      ],
       ["signature of another form", await deliver(hook, text, { signature: "sha1=0123" }), 401, "bad-signature"],
       ["5 MB body", await deliver(hook, Buffer.alloc(5 * 1024 * 1024, 0x20), { secret: SECRET }), 413, "too-large"],
       ["5 MB body, chunked", await deliver(hook, Buffer.alloc(5 * 1024 * 1024, 0x20), { secret: SECRET, chunked: true }), 413, "too-large"],
       ["non-JSON", await deliver(hook, "payload=%7B%22ref%22%3A%22x%22%7D", { secret: SECRET }), 400, "malformed"],
       ["form content type", await deliver(hook, text, { secret: SECRET, contentType: "application/x-www-form-urlencoded" }), 400, "malformed"],
       ["not a push body", await deliver(hook, { hello: "world" }, { secret: SECRET }), 400, "malformed"],
-      ["credentials in a repository URL", await deliver(hook, { ...payload, repository: { ...payload.repository, clone_url: "https://user:pw@example.com/x.git" } }, { secret: SECRET }), 400, "malformed"],
+      [
+        "credentials in a repository URL",
+        await deliver(hook, { ...payload, repository: { ...payload.repository, clone_url: "https://user:pw@example.com/x.git" } }, { secret: SECRET }),
+        400,
+        "malformed",
+      ],
       ["bad delivery id", await deliver(hook, text, { secret: SECRET, delivery: "../../etc" }), 400, "malformed"],
       ["another event", await deliver(hook, text, { secret: SECRET, event: "issues" }), 200, "ignored-event"],
     ] as const;
-    for (const [what, answer, status, outcome] of cases) expect({ what, status: answer.status, outcome: answer.body.outcome }).toEqual({ what, status, outcome });
+    for (const [what, answer, status, outcome] of cases)
+      expect({ what, status: answer.status, outcome: answer.body.outcome }).toEqual({ what, status, outcome });
     // The reason of a malformed push names the field, never echoes the body.
     expect(cases[8][1].body.detail).toMatch(/^invalid GitHub push: /);
 
@@ -164,7 +188,10 @@ describe("GitHub webhook receiver", () => {
 
   it("acknowledges and counts a push of a repository we do not track, enqueuing nothing", async () => {
     const delivery = newDeliveryId();
-    const answer = await deliver(hook, pushPayload({ fullName: "mozilla-l10n/not-tracked", before: ZERO, after: "a".repeat(40), commits: ["a".repeat(40)] }), { delivery, secret: SECRET });
+    const answer = await deliver(hook, pushPayload({ fullName: "mozilla-l10n/not-tracked", before: ZERO, after: "a".repeat(40), commits: ["a".repeat(40)] }), {
+      delivery,
+      secret: SECRET,
+    });
     expect(answer).toMatchObject({ status: 200, body: { outcome: "untracked" } });
     expect(await jobs.queue.getJob(`git-push|${new URL(git.url).host.replace(/:/g, "_")}/mozilla-l10n/not-tracked|${delivery}`)).toBeUndefined();
   });
@@ -229,7 +256,18 @@ describe("GitHub webhook receiver", () => {
 
   it("counts every outcome in a fixed label set", async () => {
     const values = new Map((await webhookDeliveries.get()).values.map((v) => [v.labels.outcome, v.value]));
-    for (const outcome of ["accepted", "duplicate", "untracked", "ignored-event", "ping", "unsigned", "bad-signature", "too-large", "malformed", "unavailable"]) {
+    for (const outcome of [
+      "accepted",
+      "duplicate",
+      "untracked",
+      "ignored-event",
+      "ping",
+      "unsigned",
+      "bad-signature",
+      "too-large",
+      "malformed",
+      "unavailable",
+    ]) {
       expect({ outcome, counted: (values.get(outcome) ?? 0) > 0 }).toEqual({ outcome, counted: true });
     }
     const metrics = await fetch(`${receiver.url}/metrics`).then((r) => r.text());

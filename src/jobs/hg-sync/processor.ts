@@ -17,22 +17,22 @@
  * reconcile only pokes Repository rows.
  */
 import { DelayedError, type Job } from "bullmq";
+import type { HgSyncJob } from "../../contract/contracts.ts";
+import { hgSyncJobRequest } from "../../contract/job-requests.ts";
+import { addJob, type Queues } from "../../contract/queues.ts";
 import type { Config } from "../../core/config.ts";
-import type { Database } from "../../storage/prisma.ts";
 import type { Logger } from "../../core/log.ts";
+import { PermanentError } from "../../core/permanent-error.ts";
 import type { Redis } from "../../core/redis.ts";
+import { repositoryKey } from "../../core/urls.ts";
+import type { Database } from "../../storage/prisma.ts";
 import { backendFor } from "../../vcs/backends.ts";
 import { updateClone } from "../../vcs/clone-store.ts";
 import { checkRepositoryUrl } from "../../vcs/url-policy.ts";
-import type { HgSyncJob } from "../../contract/contracts.ts";
-import { PermanentError } from "../../core/permanent-error.ts";
-import { hgSyncJobRequest } from "../../contract/job-requests.ts";
-import { repositoryKey } from "../../core/urls.ts";
-import { addJob, type Queues } from "../../contract/queues.ts";
 import { RepositoryLock } from "./repository-lock.ts";
+import { type SyncOutcome, syncRepository } from "./sync-repository.ts";
 import { finishSyncRun, startSyncRun } from "./sync-runs.ts";
-import { syncRepository, type SyncOutcome } from "./sync-repository.ts";
-import { findRepository, forestFor, trackRepository, type TrackedRepository } from "./tracking.ts";
+import { findRepository, forestFor, type TrackedRepository, trackRepository } from "./tracking.ts";
 
 /** repoUrl of the periodic job that pokes every tracked repository. */
 export const RECONCILE_ALL = "*";
@@ -66,6 +66,7 @@ async function resolveRepository(deps: ProcessorDeps, data: HgSyncJob): Promise<
   if (repo) {
     if (repo.archived) return "repository is archived";
     if (data.kind === "git-push" && repo.kind !== "git") return "repository is not a git repository";
+    if (data.kind === "pushlog-range" && repo.kind !== "hg") return "repository is not an hg repository (no pushlog)";
     return repo;
   }
   if (data.kind !== "hg-newrepo") return "repository not tracked";
@@ -87,7 +88,10 @@ function newRepositoryFailure(deps: ProcessorDeps, job: Job<HgSyncJob>, pending:
     deps.log.warn(context, "new repository under a tracked forest does not answer yet; not tracked, retrying later");
     return error;
   }
-  deps.log.error(context, "new repository under a tracked forest never answered: giving up, it is not tracked (once it answers: pulse-bridge track repo URL --forest NAME)");
+  deps.log.error(
+    context,
+    "new repository under a tracked forest never answered: giving up, it is not tracked (once it answers: pulse-bridge track repo URL --forest NAME)",
+  );
   return new PermanentError(`new repository not tracked: its first clone failed ${attempt} time(s); last error: ${error.message}`);
 }
 
@@ -121,7 +125,14 @@ export async function processHgSyncJob(deps: ProcessorDeps, job: Job<HgSyncJob>,
   let runId: number | undefined;
   try {
     if (pending) {
-      const clone = { backend: backendFor("hg"), clonesDir: config.clones.dir, url: pending.url, staleAfterMs: config.hgSync.lockTtlMs, log: jobLog, signal: lock.signal };
+      const clone = {
+        backend: backendFor("hg"),
+        clonesDir: config.clones.dir,
+        url: pending.url,
+        staleAfterMs: config.hgSync.lockTtlMs,
+        log: jobLog,
+        signal: lock.signal,
+      };
       await updateClone(clone).catch((error: Error) => {
         throw newRepositoryFailure(deps, job, pending, error);
       });
@@ -134,7 +145,14 @@ export async function processHgSyncJob(deps: ProcessorDeps, job: Job<HgSyncJob>,
     // Re-read under the lock: the previous holder may have moved lastPushId.
     const current = (await findRepository(db, repo.url)) ?? repo;
     runId = await startSyncRun(db, repo.id, String(job.id), deps.workerName);
-    const work = data.kind === "git-push" ? { kind: "git-push" as const, push: data } : data.kind === "hg-newrepo" ? { kind: "all-history" as const } : { kind: "poke" as const };
+    const work =
+      data.kind === "git-push"
+        ? { kind: "git-push" as const, push: data }
+        : data.kind === "hg-newrepo"
+          ? { kind: "all-history" as const }
+          : data.kind === "pushlog-range"
+            ? { kind: "pushlog-range" as const, fromPushId: data.fromPushId, toPushId: data.toPushId }
+            : { kind: "poke" as const };
     const outcome = await syncRepository(
       {
         db,

@@ -8,7 +8,7 @@
  * able to send us to another host, an internal one say.
  */
 import { PermanentError } from "../../core/permanent-error.ts";
-import { discard, guardedFetch, readCapped, type HostPolicy } from "../../http/guarded-fetch.ts";
+import { discard, guardedFetch, type HostPolicy, readCapped } from "../../http/guarded-fetch.ts";
 
 export interface PushlogPush {
   pushId: number;
@@ -41,7 +41,13 @@ function changesetNode(entry: unknown): string | undefined {
  * redirect may lead; without it, only the repository's own host. http is
  * accepted only when the repository URL itself is http (local stand-ins).
  */
-export async function fetchPushlogPage(repoUrl: string, startId: number, endId: number, timeoutMs = 60_000, allowedHosts?: readonly string[]): Promise<PushlogPage> {
+export async function fetchPushlogPage(
+  repoUrl: string,
+  startId: number,
+  endId: number,
+  timeoutMs = 60_000,
+  allowedHosts?: readonly string[],
+): Promise<PushlogPage> {
   const url = `${repoUrl}/json-pushes?version=2&full=1&startID=${startId}&endID=${endId}`;
   const repository = new URL(repoUrl);
   const policy: HostPolicy = {
@@ -49,7 +55,12 @@ export async function fetchPushlogPage(repoUrl: string, startId: number, endId: 
     describe: allowedHosts ? "ALLOWED_HOSTS" : `ALLOWED_HOSTS (the repository's host ${repository.host})`,
     allowHttp: repository.protocol === "http:",
   };
-  const response = await guardedFetch(url, { policy, signal: AbortSignal.timeout(timeoutMs), what: `pushlog of ${repoUrl}`, headers: { accept: "application/json" } });
+  const response = await guardedFetch(url, {
+    policy,
+    signal: AbortSignal.timeout(timeoutMs),
+    what: `pushlog of ${repoUrl}`,
+    headers: { accept: "application/json" },
+  });
   if (response.status < 200 || response.status >= 300) discard(response.message);
   if (response.status === 404) throw new PermanentError(`pushlog not found at ${url} (404)`);
   if (response.status < 200 || response.status >= 300) throw new Error(`pushlog request ${url} answered ${response.status}`);
@@ -65,12 +76,14 @@ export async function fetchPushlogPage(repoUrl: string, startId: number, endId: 
     throw new Error(`pushlog ${url} did not answer in the version 2 format`);
   }
   const pushes = Object.entries(body.pushes)
-    .map(([id, push]): PushlogPush => ({
-      pushId: Number(id),
-      user: typeof push.user === "string" ? push.user : "",
-      date: new Date(Number(push.date ?? 0) * 1000),
-      changesets: (push.changesets ?? []).map(changesetNode).filter((n): n is string => n !== undefined && /^[0-9a-f]{40}$/.test(n)),
-    }))
+    .map(
+      ([id, push]): PushlogPush => ({
+        pushId: Number(id),
+        user: typeof push.user === "string" ? push.user : "",
+        date: new Date(Number(push.date ?? 0) * 1000),
+        changesets: (push.changesets ?? []).map(changesetNode).filter((n): n is string => n !== undefined && /^[0-9a-f]{40}$/.test(n)),
+      }),
+    )
     .filter((push) => Number.isInteger(push.pushId) && push.pushId > startId && push.pushId <= endId)
     .sort((a, b) => a.pushId - b.pushId);
   return { lastPushId: body.lastpushid, pushes };

@@ -7,19 +7,22 @@
  *   changesets first and then its pushes with the new `lastPushId` (one
  *   transaction), so an interrupted sync resumes where it stopped.
  * - newrepo additionally stores every changeset reachable from the heads.
+ * - pushlog range (backfill): the entries from..to the same way, starting no
+ *   later than `lastPushId` so that raising it never skips an entry.
  * - git push: the pushed commits not yet stored, then one Push for the event
  *   (none for commits a poll already stored as a push).
  * - git reconcile: every commit reachable from the branches not yet stored;
  *   once the repository has history, one Push per branch update
  *   (poll-pushes.ts).
  */
-import type { Database } from "../../storage/prisma.ts";
+
+import type { GitPushJob } from "../../contract/contracts.ts";
+import { gitPushSource } from "../../contract/push-source.ts";
 import type { Logger } from "../../core/log.ts";
+import type { Database } from "../../storage/prisma.ts";
 import type { ChangesetRecord, VcsBackend } from "../../vcs/backend.ts";
 import { updateClone } from "../../vcs/clone-store.ts";
 import { MissingRevisionError } from "../../vcs/missing-revision-error.ts";
-import type { GitPushJob } from "../../contract/contracts.ts";
-import { gitPushSource } from "../../contract/push-source.ts";
 import { knownRevisions, linkChangesets, storeChangesets, storeGitPush, storePushes } from "./history-writer.ts";
 import { hasHistory, pushesByBranchTip, revisionsInPushes, storePollPushes } from "./poll-pushes.ts";
 import { fetchPushlogPage, PUSHLOG_PAGE_SIZE, type PushlogPage } from "./pushlog-client.ts";
@@ -81,17 +84,27 @@ async function storeMissing(
     stored += await storeChangesets(db, repo.id, records);
     for (const record of records) fresh?.set(record.revision, record.parents);
     if (progress || revisions.length > BATCH) {
-      log.info({ repository: repo.name, done: Math.min(start + BATCH, revisions.length), total: revisions.length, elapsedMs: Date.now() - started }, "storing history");
+      log.info(
+        { repository: repo.name, done: Math.min(start + BATCH, revisions.length), total: revisions.length, elapsedMs: Date.now() - started },
+        "storing history",
+      );
     }
   }
   return stored;
 }
 
-async function ingestPushlog(context: SyncContext, repo: TrackedRepository, clonePath: string, outcome: SyncOutcome, firstPage?: Promise<PushlogPage>): Promise<void> {
-  let start = repo.lastPushId;
+async function ingestPushlog(
+  context: SyncContext,
+  repo: TrackedRepository,
+  clonePath: string,
+  outcome: SyncOutcome,
+  firstPage?: Promise<PushlogPage>,
+  range: PushlogRange = { start: repo.lastPushId, end: Number.POSITIVE_INFINITY },
+): Promise<void> {
+  let start = range.start;
   let pulledAgain = false;
   for (;;) {
-    const page = await (firstPage ?? fetchPushlogPage(repo.url, start, start + PUSHLOG_PAGE_SIZE));
+    const page = await (firstPage ?? fetchPushlogPage(repo.url, start, Math.min(start + PUSHLOG_PAGE_SIZE, range.end)));
     firstPage = undefined;
     const revisions = page.pushes.flatMap((push) => push.changesets);
     try {
@@ -113,21 +126,35 @@ async function ingestPushlog(context: SyncContext, repo: TrackedRepository, clon
       repo.id,
       page.pushes.map((push) => ({ pushId: push.pushId, user: push.user, pushedAt: push.date, revisions: push.changesets })),
     );
-    const pageEnd = Math.min(start + PUSHLOG_PAGE_SIZE, page.lastPushId);
+    const last = Math.min(page.lastPushId, range.end);
+    const pageEnd = Math.min(start + PUSHLOG_PAGE_SIZE, last);
     outcome.lastPushId = Math.max(outcome.lastPushId, ...page.pushes.map((p) => p.pushId));
-    if (pageEnd >= page.lastPushId || pageEnd <= start) break;
+    if (pageEnd >= last || pageEnd <= start) break;
     start = pageEnd;
   }
+}
+
+/** Pushlog entries after `start` up to `end` (included). */
+interface PushlogRange {
+  start: number;
+  end: number;
 }
 
 export async function syncRepository(
   context: SyncContext,
   repo: TrackedRepository,
-  work: { kind: "poke" } | { kind: "all-history" } | { kind: "git-push"; push: GitPushJob },
+  work: { kind: "poke" } | { kind: "all-history" } | { kind: "git-push"; push: GitPushJob } | { kind: "pushlog-range"; fromPushId: number; toPushId: number },
 ): Promise<SyncOutcome> {
   const { db, log, backend } = context;
+  // storePushes raises lastPushId to the highest push stored, and pokes read
+  // only after it: a range must not start beyond it, or the entries between
+  // would never be read.
+  const range: PushlogRange =
+    work.kind === "pushlog-range"
+      ? { start: Math.max(0, Math.min(work.fromPushId - 1, repo.lastPushId)), end: work.toPushId }
+      : { start: repo.lastPushId, end: Number.POSITIVE_INFINITY };
   // The first pushlog page is asked for while pulling: the two round trips overlap.
-  const firstPage = backend.kind === "hg" ? fetchPushlogPage(repo.url, repo.lastPushId, repo.lastPushId + PUSHLOG_PAGE_SIZE) : undefined;
+  const firstPage = backend.kind === "hg" ? fetchPushlogPage(repo.url, range.start, Math.min(range.start + PUSHLOG_PAGE_SIZE, range.end)) : undefined;
   firstPage?.catch(() => {});
   const clone = await updateClone({ backend, clonesDir: context.clonesDir, url: repo.url, staleAfterMs: context.staleAfterMs, log, signal: context.signal });
   const outcome: SyncOutcome = { cloned: clone.cloned, repairs: clone.repairs, changesetsStored: 0, pushesStored: 0, lastPushId: repo.lastPushId };
@@ -137,7 +164,7 @@ export async function syncRepository(
       const all = await backend.ancestors(clone.path, await backend.heads(clone.path));
       outcome.changesetsStored += await storeMissing(context, repo, clone.path, all, true);
     }
-    await ingestPushlog(context, repo, clone.path, outcome, firstPage);
+    await ingestPushlog(context, repo, clone.path, outcome, firstPage, range);
     return outcome;
   }
 
@@ -160,7 +187,8 @@ export async function syncRepository(
   const { push } = work;
   // The first sync of a repository imports every branch's history, whichever
   // job runs it, so that later polls see only what is new (poll-pushes.ts).
-  if (!(await hasHistory(db, repo.id))) outcome.changesetsStored += await storeMissing(context, repo, clone.path, await backend.ancestors(clone.path, heads), true);
+  if (!(await hasHistory(db, repo.id)))
+    outcome.changesetsStored += await storeMissing(context, repo, clone.path, await backend.ancestors(clone.path, heads), true);
   const existing = await db.push.findUnique({ where: { repositoryId_eventId: { repositoryId: repo.id, eventId: push.eventId } }, select: { pushId: true } });
   if (existing) {
     outcome.gitPushId = existing.pushId;
@@ -173,7 +201,12 @@ export async function syncRepository(
     const before = zero.test(push.before) ? [] : [push.before.toLowerCase()];
     // Without a usable `before` (new branch, force push to unknown history)
     // the whole history of `after` is the candidate set; known ones are skipped.
-    const known = before.length ? await backend.ancestors(clone.path, before).then(() => before, () => []) : [];
+    const known = before.length
+      ? await backend.ancestors(clone.path, before).then(
+          () => before,
+          () => [],
+        )
+      : [];
     try {
       reachable = await backend.ancestors(clone.path, [after], known);
     } catch {

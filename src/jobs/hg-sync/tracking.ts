@@ -3,10 +3,10 @@
  * `pulse-bridge track` and by the worker (is this repository tracked? is a
  * new repository under a tracked Forest?).
  */
-import type { Database } from "../../storage/prisma.ts";
-import type { RepositoryKind } from "../../storage/prisma.ts";
-import { checkRepositoryUrl } from "../../vcs/url-policy.ts";
+
 import { trimTrailingSlashes } from "../../core/urls.ts";
+import type { Database, RepositoryKind } from "../../storage/prisma.ts";
+import { checkRepositoryUrl } from "../../vcs/url-policy.ts";
 
 export interface TrackedRepository {
   id: number;
@@ -78,7 +78,5 @@ export async function trackRepository(
 export async function forestFor(db: Database, repoUrl: string) {
   const url = lookupUrl(repoUrl);
   const forests = await db.forest.findMany({ where: { archived: false } });
-  return forests
-    .filter((forest) => url.startsWith(`${lookupUrl(forest.url)}/`))
-    .sort((a, b) => b.url.length - a.url.length)[0];
+  return forests.filter((forest) => url.startsWith(`${lookupUrl(forest.url)}/`)).sort((a, b) => b.url.length - a.url.length)[0];
 }

@@ -26,7 +26,11 @@ export function findElmoJson(artifacts: ArtifactEntry[]): ArtifactEntry | undefi
  * when not listed: the link then answers 404 later, instead of failing the
  * whole ingest over one missing detail file).
  */
-export function detailArtifact(artifactsByName: Map<string, ArtifactEntry>, elmoJsonName: string, artifact: string): { name: string; expires: Date | undefined } {
+export function detailArtifact(
+  artifactsByName: Map<string, ArtifactEntry>,
+  elmoJsonName: string,
+  artifact: string,
+): { name: string; expires: Date | undefined } {
   const listed = artifactsByName.get(artifact);
   if (listed) return { name: listed.name, expires: listed.expires };
   const directory = elmoJsonName.includes("/") ? elmoJsonName.slice(0, elmoJsonName.lastIndexOf("/") + 1) : "";

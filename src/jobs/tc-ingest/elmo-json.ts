@@ -90,7 +90,11 @@ const elmoJsonSchema = z
       const key = `${entry.locale}\u0000${entry.config}`;
       const first = seen.get(key);
       if (first !== undefined) {
-        ctx.addIssue({ code: "custom", path: ["comparisons", index], message: `repeats locale ${entry.locale} with config ${entry.config} of comparisons[${first}]` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["comparisons", index],
+          message: `repeats locale ${entry.locale} with config ${entry.config} of comparisons[${first}]`,
+        });
       } else {
         seen.set(key, index);
       }

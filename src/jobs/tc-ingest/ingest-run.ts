@@ -10,18 +10,18 @@
  * job completes: that is a fact about the run, not an error.
  */
 import { z } from "zod";
-import type { Database } from "../../storage/prisma.ts";
-import type { Logger } from "../../core/log.ts";
 import type { TcIngestJob } from "../../contract/contracts.ts";
+import type { Logger } from "../../core/log.ts";
 import { PermanentError } from "../../core/permanent-error.ts";
+import { trimTrailingSlashes } from "../../core/urls.ts";
+import { countsFromSummary } from "../../storage/comparison-counts.ts";
+import type { Database } from "../../storage/prisma.ts";
 import { detailArtifact, findElmoJson } from "./artifact-names.ts";
-import { completion, formatPath, parseElmoJson, type ElmoComparison } from "./elmo-json.ts";
+import { completion, type ElmoComparison, formatPath, parseElmoJson } from "./elmo-json.ts";
 import type { QueueApi } from "./queue-api.ts";
 import { repositoryOfSource, resolveRepositoryPath } from "./repository-urls.ts";
-import { trimTrailingSlashes } from "../../core/urls.ts";
 import { announcedRunStatus } from "./run-status.ts";
-import { storeBuild, type ComparisonRecord } from "./store-build.ts";
-import { countsFromSummary } from "../../storage/comparison-counts.ts";
+import { type ComparisonRecord, storeBuild } from "./store-build.ts";
 
 export interface IngestDependencies {
   db: Database;
@@ -114,12 +114,22 @@ export async function ingestRun(job: TcIngestJob, deps: IngestDependencies): Pro
     };
   });
 
-  const stored = await storeBuild(deps.db, { ...build, repository: repository ?? null, compareLocalesVersion: elmo["compare-locales"], hasElmoJson: true }, comparisons);
+  const stored = await storeBuild(
+    deps.db,
+    { ...build, repository: repository ?? null, compareLocalesVersion: elmo["compare-locales"], hasElmoJson: true },
+    comparisons,
+  );
   deps.log.info(
     { rootUrl, taskId, runId, state: build.state, buildId: stored.buildId, comparisons: comparisons.length, placeholdersCreated: stored.placeholdersCreated },
     "run ingested",
   );
-  return { buildId: stored.buildId, state: build.state, elmoJson: elmoArtifact.name, comparisons: comparisons.length, placeholdersCreated: stored.placeholdersCreated };
+  return {
+    buildId: stored.buildId,
+    state: build.state,
+    elmoJson: elmoArtifact.name,
+    comparisons: comparisons.length,
+    placeholdersCreated: stored.placeholdersCreated,
+  };
 }
 
 /** Resolves each revisions key to a repository URL; two keys naming one repository must agree. */
@@ -128,7 +138,8 @@ function revisionsOf(entry: ElmoComparison, index: number, repository: string | 
   for (const [key, revision] of Object.entries(entry.revisions)) {
     const where = `${artifact}: elmo.json is invalid: comparisons[${index}].revisions[${JSON.stringify(key)}]`;
     const url = resolveRepositoryPath(repository, key);
-    if (!url) throw new PermanentError(`${where}: cannot be resolved to a repository URL (elmo.json names no repository and the task's metadata.source gives none)`);
+    if (!url)
+      throw new PermanentError(`${where}: cannot be resolved to a repository URL (elmo.json names no repository and the task's metadata.source gives none)`);
     const known = byRepository.get(url);
     if (known !== undefined && known !== revision) throw new PermanentError(`${where}: names ${url} again with another revision`);
     byRepository.set(url, revision);

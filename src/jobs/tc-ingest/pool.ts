@@ -5,11 +5,11 @@
  * once (TC_INGEST_CONCURRENCY, --concurrency).
  */
 import { PermanentError } from "../../core/permanent-error.ts";
+import { TaskclusterHosts } from "../../http/taskcluster-hosts.ts";
 import type { PoolDefinition } from "../pool.ts";
 import { ingestRun } from "./ingest-run.ts";
 import { ingestedBuilds, ingestedComparisons } from "./metrics.ts";
 import { QueueApi } from "./queue-api.ts";
-import { TaskclusterHosts } from "../../http/taskcluster-hosts.ts";
 
 const RUN_STATES = new Set(["completed", "failed", "exception"]);
 
@@ -22,10 +22,15 @@ export const tcIngestPool: PoolDefinition<"tc-ingest"> = {
     const hosts = TaskclusterHosts.fromConfig(config.taskcluster);
     const clients = new Map<string, QueueApi>();
     const queueApi = (rootUrl: string) => {
-      if (!hosts.isConfiguredRoot(rootUrl)) throw new PermanentError(`root URL ${rootUrl.slice(0, 200)} is not a configured Taskcluster deployment (TASKCLUSTER_ROOT_URL, TC_EXTRA_SOURCES)`);
+      if (!hosts.isConfiguredRoot(rootUrl))
+        throw new PermanentError(`root URL ${rootUrl.slice(0, 200)} is not a configured Taskcluster deployment (TASKCLUSTER_ROOT_URL, TC_EXTRA_SOURCES)`);
       let client = clients.get(rootUrl);
       if (!client) {
-        client = new QueueApi(rootUrl, config.taskcluster.requestTimeoutMs, { hosts, maxArtifactBytes: config.tcIngest.elmoJsonMaxBytes, maxArtifactBytesName: "ELMO_JSON_MAX_BYTES" });
+        client = new QueueApi(rootUrl, config.taskcluster.requestTimeoutMs, {
+          hosts,
+          maxArtifactBytes: config.tcIngest.elmoJsonMaxBytes,
+          maxArtifactBytesName: "ELMO_JSON_MAX_BYTES",
+        });
         clients.set(rootUrl, client);
       }
       return client;

@@ -216,7 +216,8 @@ function classifyStatus(status: number, message: string): Error {
 function parseAnswer<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
   const result = schema.safeParse(body);
   // An answer of the wrong shape is most likely a proxy or an outage page: retry.
-  if (!result.success) throw new Error(`${what}: unexpected answer from the Queue API (${result.error.issues[0]?.path.join(".") || "body"}: ${result.error.issues[0]?.message})`);
+  if (!result.success)
+    throw new Error(`${what}: unexpected answer from the Queue API (${result.error.issues[0]?.path.join(".") || "body"}: ${result.error.issues[0]?.message})`);
   return result.data;
 }
 

@@ -35,7 +35,7 @@ const messageBodySchema = z.looseObject({
 
 function runStatusFromMessage(job: TcIngestJob): RunStatus | undefined {
   const message = job.message;
-  if (!message || message.bodyEncoding !== "utf8") return undefined;
+  if (message?.bodyEncoding !== "utf8") return undefined;
   let body: unknown;
   try {
     body = JSON.parse(message.body);

@@ -16,7 +16,7 @@
  * their locks in the same order and cannot deadlock.
  */
 import { COUNT_COLUMNS, type ComparisonCounts } from "../../storage/comparison-counts.ts";
-import { Prisma, type Database, type Transaction } from "../../storage/prisma.ts";
+import { type Database, Prisma, type Transaction } from "../../storage/prisma.ts";
 
 export interface BuildRecord {
   rootUrl: string;
@@ -60,10 +60,12 @@ export function storeBuild(db: Database, build: BuildRecord, comparisons: Compar
   // count is most of an ingest's database time.
   return db.$transaction(async (tx) => {
     const buildId = await upsertBuildAndLocales(tx, build, locales);
-    const created = revisions.length ? await tx.$executeRaw`
+    const created = revisions.length
+      ? await tx.$executeRaw`
       INSERT INTO "Changeset" ("revision", "placeholder")
       SELECT revision, true FROM unnest(${revisions}::text[]) AS revision ORDER BY revision
-      ON CONFLICT ("revision") DO NOTHING` : 0;
+      ON CONFLICT ("revision") DO NOTHING`
+      : 0;
     // A separate statement: rows another transaction inserted while ours
     // waited on ON CONFLICT are visible only to a later statement.
     const { localeIds, changesetIds } = await selectIds(tx, locales, revisions);
@@ -97,7 +99,11 @@ async function upsertBuildAndLocales(tx: Transaction, build: BuildRecord, locale
   return rows[0]!.id;
 }
 
-async function selectIds(tx: Transaction, locales: string[], revisions: string[]): Promise<{ localeIds: Map<string, number>; changesetIds: Map<string, number> }> {
+async function selectIds(
+  tx: Transaction,
+  locales: string[],
+  revisions: string[],
+): Promise<{ localeIds: Map<string, number>; changesetIds: Map<string, number> }> {
   const localeIds = new Map<string, number>();
   const changesetIds = new Map<string, number>();
   if (locales.length === 0 && revisions.length === 0) return { localeIds, changesetIds };
@@ -142,8 +148,16 @@ async function upsertComparisons(tx: Transaction, buildId: number, comparisons: 
  * revisions), revision links it dropped go, the others are upserted. The
  * three parts touch disjoint rows, so they can share one snapshot.
  */
-async function replaceRevisions(tx: Transaction, buildId: number, comparisons: ComparisonRecord[], comparisonIds: number[], changesetIds: Map<string, number>): Promise<void> {
-  const links = comparisons.flatMap((c, index) => c.revisions.map((r) => ({ comparisonId: comparisonIds[index]!, repository: r.repository, changesetId: changesetIds.get(r.revision)! })));
+async function replaceRevisions(
+  tx: Transaction,
+  buildId: number,
+  comparisons: ComparisonRecord[],
+  comparisonIds: number[],
+  changesetIds: Map<string, number>,
+): Promise<void> {
+  const links = comparisons.flatMap((c, index) =>
+    c.revisions.map((r) => ({ comparisonId: comparisonIds[index]!, repository: r.repository, changesetId: changesetIds.get(r.revision)! })),
+  );
   const linkComparisons = links.map((l) => l.comparisonId);
   const linkRepositories = links.map((l) => l.repository);
   await tx.$executeRaw`

@@ -1,0 +1,117 @@
+/**
+ * BullMQ's Redis: reachable, never evicting (an evicted key is a lost job, or
+ * a corrupt queue), and persistent enough for what we promise: the bridge
+ * acks a Pulse message once Redis has its job, so a Redis that forgets jobs
+ * on restart loses messages Pulse will not send again.
+ */
+import { Redis } from "ioredis";
+import type { Config } from "../core/config.ts";
+import { redactUrl } from "../core/config.ts";
+import { ALL_ROLES, type CheckResult, reason, result } from "./check.ts";
+
+const PERSISTENCE_FIX = "appendonly yes and appendfsync everysec (or always) in redis.conf, or CONFIG SET appendonly yes then CONFIG REWRITE";
+
+/** `INFO` fields, `name:value` per line. */
+function infoFields(text: string): Map<string, string> {
+  const fields = new Map<string, string>();
+  for (const line of text.split(/\r?\n/)) {
+    const colon = line.indexOf(":");
+    if (colon > 0 && !line.startsWith("#")) fields.set(line.slice(0, colon), line.slice(colon + 1).trim());
+  }
+  return fields;
+}
+
+/** CONFIG GET of one parameter; undefined where CONFIG is disabled (managed Redis). */
+async function configGet(redis: Redis, name: string): Promise<string | undefined> {
+  try {
+    const answer = (await redis.call("CONFIG", "GET", name)) as string[];
+    return answer[1];
+  } catch {
+    return undefined;
+  }
+}
+
+export async function checkRedis(config: Config, timeoutMs: number): Promise<CheckResult[]> {
+  const target = redactUrl(config.redis.url);
+  const redis = new Redis(config.redis.url, {
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+  });
+  redis.on("error", () => {});
+  try {
+    let info: Map<string, string>;
+    try {
+      await redis.connect();
+      info = infoFields(await redis.info());
+    } catch (error) {
+      return [
+        result("redis", ALL_ROLES, "fail", `${target}: ${reason(error)}`, "start Redis or correct REDIS_URL"),
+        result("redis eviction", ALL_ROLES, "skip", "not checked: Redis did not answer"),
+        result("redis persistence", ALL_ROLES, "skip", "not checked: Redis did not answer"),
+      ];
+    }
+    const checks = [result("redis", ALL_ROLES, "ok", `${target} (Redis ${info.get("redis_version") ?? "?"})`)];
+
+    const policy = info.get("maxmemory_policy") ?? (await configGet(redis, "maxmemory-policy"));
+    if (policy === undefined) checks.push(result("redis eviction", ALL_ROLES, "warn", "maxmemory-policy could not be read", "make sure it is noeviction"));
+    else if (policy !== "noeviction") {
+      checks.push(
+        result(
+          "redis eviction",
+          ALL_ROLES,
+          "fail",
+          `maxmemory-policy is ${policy}: under memory pressure Redis deletes keys, and BullMQ loses jobs (Pulse messages already acked)`,
+          "maxmemory-policy noeviction in redis.conf (now: CONFIG SET maxmemory-policy noeviction)",
+        ),
+      );
+    } else checks.push(result("redis eviction", ALL_ROLES, "ok", "maxmemory-policy noeviction"));
+
+    const aof = info.get("aof_enabled") === "1";
+    if (aof) {
+      const fsync = await configGet(redis, "appendfsync");
+      if (fsync === "no") {
+        checks.push(
+          result(
+            "redis persistence",
+            ALL_ROLES,
+            "warn",
+            "AOF on, but appendfsync no: the OS decides when writes reach the disk (a crash can lose the last ~30 s of jobs)",
+            "appendfsync everysec (or always)",
+          ),
+        );
+      } else checks.push(result("redis persistence", ALL_ROLES, "ok", `AOF on${fsync ? ` (appendfsync ${fsync})` : ""}`));
+    } else {
+      const save = await configGet(redis, "save");
+      if (save) {
+        checks.push(
+          result(
+            "redis persistence",
+            ALL_ROLES,
+            "warn",
+            `RDB snapshots only (save "${save}"): a crash loses the jobs added since the last snapshot, whose Pulse messages were acked`,
+            PERSISTENCE_FIX,
+          ),
+        );
+      } else {
+        checks.push(
+          result(
+            "redis persistence",
+            ALL_ROLES,
+            "warn",
+            save === undefined
+              ? "no AOF, and the RDB setting could not be read"
+              : "none (no AOF, no RDB): a Redis restart loses every queued job, whose Pulse messages were acked",
+            PERSISTENCE_FIX,
+          ),
+        );
+      }
+    }
+    return checks;
+  } finally {
+    redis.disconnect();
+  }
+}
