@@ -12,6 +12,8 @@
  * (test/architecture/bridge-footprint.test.ts). Keep it so: a static import
  * of a role module here or in src/cli/ brings it into every command.
  */
+// First: on an unsupported Node, stop here with what to install.
+import "./cli/require-node.ts";
 import { Command, CommanderError } from "commander";
 import { registerBridge } from "./cli/bridge.ts";
 import { createCliContext } from "./cli/context.ts";

@@ -30,6 +30,7 @@ import type { Lifecycle } from "../core/lifecycle.ts";
 import type { Logger } from "../core/log.ts";
 import { bridgePaused, messagesConsumed, messagesDeadLettered, messagesEnqueued, messagesIgnored } from "../core/metrics.ts";
 import { createRedis } from "../core/redis.ts";
+import { queueTelemetry, startSpan, tracingOn } from "../core/tracing.ts";
 import { type IncomingMessage, originalMessage, type RouteDecision, routeMessage } from "../routing/route-message.ts";
 import { Enqueuer } from "./enqueuer.ts";
 import { feedSource } from "./feed-bindings.ts";
@@ -84,7 +85,8 @@ export async function startBridge(options: BridgeOptions): Promise<BridgeHandle>
     if (redisDown) log.info("Redis connection ready");
     redisDown = false;
   });
-  const queues = openQueues(redis, config.redis.prefix);
+  // With traces on, each add stores the delivery's trace context in its job.
+  const queues = openQueues(redis, config.redis.prefix, queueTelemetry());
   for (const queue of Object.values(queues)) queue.on("error", (error: Error) => log.debug({ err: error.message, queue: queue.name }, "queue error"));
 
   const feeds: FeedConsumer[] = [];
@@ -104,6 +106,19 @@ export async function startBridge(options: BridgeOptions): Promise<BridgeHandle>
   const handle = (message: IncomingMessage, settled: () => void): void => {
     const source = feedSource(message.feed);
     messagesConsumed.inc({ source });
+    // A span from the delivery until Redis has its job (none when traces are off).
+    const span = tracingOn()
+      ? startSpan(
+          `consume ${message.exchange}`,
+          {
+            "messaging.system": "rabbitmq",
+            "messaging.destination.name": message.exchange,
+            "messaging.rabbitmq.destination.routing_key": message.routingKey,
+            "pulse_bridge.feed": source,
+          },
+          "consumer",
+        )
+      : undefined;
     let decision: RouteDecision;
     try {
       decision = routeMessage(message, config);
@@ -125,17 +140,30 @@ export async function startBridge(options: BridgeOptions): Promise<BridgeHandle>
       // A fixed label (the sender's text would add a time series per value).
       messagesIgnored.inc({ source, reason: decision.category });
       log.debug({ source, routingKey: message.routingKey, reason: decision.reason }, "message ignored");
+      span?.setAttributes({ "pulse_bridge.outcome": "ignored" });
+      span?.end();
       settled();
       return;
     }
     if (decision.action === "dead-letter") {
       log.warn({ source, exchange: message.exchange, routingKey: message.routingKey, reason: decision.job.data.reason }, "invalid message: dead-lettered");
     }
-    enqueuer.add(decision.job, (added) => {
-      if (added.queue === "dead-letter") messagesDeadLettered.inc({ source });
-      else messagesEnqueued.inc({ source, queue: added.queue });
-      settled();
-    });
+    const job = decision.job;
+    const enqueue = () =>
+      enqueuer.add(job, (added) => {
+        if (added.queue === "dead-letter") messagesDeadLettered.inc({ source });
+        else messagesEnqueued.inc({ source, queue: added.queue });
+        span?.setAttributes({
+          "pulse_bridge.outcome": added.queue === "dead-letter" ? "dead-letter" : "enqueued",
+          "bullmq.job.id": added.opts.jobId,
+          "bullmq.queue.name": added.queue,
+        });
+        span?.end();
+        settled();
+      });
+    // Active while BullMQ adds the job, which stores this trace's context in it.
+    if (span) span.run(enqueue);
+    else enqueue();
   };
 
   for (const feed of pulseFeeds(config)) {

@@ -1,4 +1,5 @@
 import { type Command, InvalidArgumentError } from "commander";
+import { requireTools } from "../core/prerequisites.ts";
 
 function seconds(value: string): number {
   const n = Number(value);
@@ -15,6 +16,7 @@ export function registerDemo(program: Command): void {
     .option("--serve", "keep the dashboard (and everything else) running after the summary, until Ctrl-C")
     .option("--timeout <seconds>", "how long to wait for the jobs (default: 90)", seconds)
     .action(async (options: { serve?: boolean; timeout?: number }) => {
+      requireTools(["hg", "git"], "demo");
       const { runDemo } = await import("../demo/run-demo.ts");
       const summary = await runDemo({
         env: process.env,

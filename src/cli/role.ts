@@ -20,6 +20,10 @@ export async function runRole(config: Config, role: string, start: (context: Rol
   const log = createLogger(config.logLevel, role);
   const lifecycle = new Lifecycle(log);
   lifecycle.handleSignals();
+  // First registered, so released last: the roles' final spans are exported.
+  const { startTracing } = await import("../core/tracing.ts");
+  const tracing = await startTracing({ endpoint: config.tracing.endpoint, role, log });
+  if (tracing) lifecycle.defer("traces", () => tracing.close());
   const stopped = new Promise<void>((resolve) => lifecycle.signal.addEventListener("abort", () => resolve(), { once: true }));
   try {
     await start({ config, log, lifecycle });

@@ -11,6 +11,7 @@
  */
 import { type Command, InvalidArgumentError } from "commander";
 import type { Config } from "../core/config.ts";
+import { missingToolsProblem, type Tool } from "../core/prerequisites.ts";
 import type { CliContext } from "./context.ts";
 
 /** Prisma and the URL policy, loaded when a track command runs. */
@@ -45,6 +46,15 @@ async function startSyncs(config: Config, repoUrls: string[]) {
   }
 }
 
+/**
+ * Tracking needs no tool, but its sync does: a note on stderr when this
+ * machine lacks it (the workers may run elsewhere, so it does not fail).
+ */
+function noteMissingTool(tool: Tool): void {
+  const problem = missingToolsProblem([tool], "syncing it (worker hg-sync)");
+  if (problem !== undefined) process.stderr.write(`pulse-bridge: note: ${problem}\n`);
+}
+
 function syncLine(sync: { repoUrl: string; jobId: string; added: boolean }): string {
   return sync.added ? `first sync of ${sync.repoUrl} enqueued (job ${sync.jobId})` : `a sync of ${sync.repoUrl} was already waiting (job ${sync.jobId})`;
 }
@@ -74,6 +84,7 @@ export function registerTrack(program: Command, context: CliContext): void {
         await db.$disconnect();
       }
       const syncs = options.sync ? await startSyncs(config, repositories) : [];
+      noteMissingTool("hg");
       const lines = [`tracking forest ${forest.name} at ${forest.url}`];
       if (repositories.length === 0) {
         lines.push(
@@ -123,6 +134,7 @@ export function registerTrack(program: Command, context: CliContext): void {
         await db.$disconnect();
       }
       const [sync] = options.sync ? await startSyncs(config, [repo.url]) : [];
+      noteMissingTool(repo.kind);
       const lines = [`tracking ${repo.kind} repository ${repo.name} at ${repo.url}`];
       lines.push(
         sync

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { requireTools } from "../core/prerequisites.ts";
 import { POOL_NAMES, POOLS, type PoolName } from "../jobs/pools.ts";
 import { positiveInteger } from "./argument-parsers.ts";
 import type { CliContext } from "./context.ts";
@@ -13,6 +14,7 @@ export function registerWorker(program: Command, context: CliContext): void {
     .action(async (pool: string, options: { concurrency?: number }) => {
       const load = POOLS[pool as PoolName];
       if (!load) throw new Error(`unknown pool "${pool}" (known: ${POOL_NAMES.join(", ")})`);
+      if (pool === "hg-sync") requireTools(["hg", "git"], "worker hg-sync");
       const definition = await load();
       await runRole(await context.config(), `worker ${pool}`, async ({ config, log, lifecycle }) => {
         const { startPool } = await import("../jobs/start-pool.ts");

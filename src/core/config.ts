@@ -116,6 +116,8 @@ export interface Config {
     maxCount: number;
     maxAgeMs: number;
   };
+  /** OpenTelemetry traces (src/core/tracing.ts): off when `endpoint` is undefined. */
+  tracing: { endpoint: string | undefined };
 }
 
 export interface PulseExchanges {
@@ -366,6 +368,11 @@ const VARIABLES = {
     default: "info",
     meaning: "pino log level",
   }),
+  OTEL_EXPORTER_OTLP_ENDPOINT: variable({
+    schema: url(["http:", "https:"]).optional(),
+    shownDefault: "unset",
+    meaning: "OTLP/HTTP collector (e.g. http://127.0.0.1:4318): when set, every role exports traces to <endpoint>/v1/traces (see *Traces*)",
+  }),
 };
 
 type Variables = typeof VARIABLES;
@@ -481,6 +488,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxCount: get(env, "DEAD_LETTER_MAX_COUNT"),
       maxAgeMs: get(env, "DEAD_LETTER_MAX_AGE"),
     },
+    tracing: { endpoint: get(env, "OTEL_EXPORTER_OTLP_ENDPOINT") },
   };
 }
 

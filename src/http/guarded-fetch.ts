@@ -21,6 +21,7 @@ import https from "node:https";
 import type { Readable, Transform } from "node:stream";
 import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
 import { PermanentError } from "../core/permanent-error.ts";
+import { inSpan, tracingOn } from "../core/tracing.ts";
 
 /** A host list entry: `host` (any port), `host:port`, or `*.domain` (any subdomain of domain). */
 function hostMatches(entry: string, url: URL): boolean {
@@ -89,7 +90,23 @@ const MAX_REDIRECTS = 5;
  * Throws RefusedRedirectError for a refused hop or too many of them, and a
  * plain Error (transient) for network trouble.
  */
-export async function guardedFetch(url: string, options: GuardedFetchOptions): Promise<GuardedResponse> {
+export function guardedFetch(url: string, options: GuardedFetchOptions): Promise<GuardedResponse> {
+  if (!tracingOn()) return fetchHops(url, options);
+  // Host and path only: signed storage URLs carry their signature in the query.
+  const first = URL.canParse(url) ? new URL(url) : undefined;
+  return inSpan(
+    "GET",
+    { "http.request.method": "GET", "server.address": first?.hostname ?? "", "url.path": first?.pathname.slice(0, 200) ?? "" },
+    async (span) => {
+      const response = await fetchHops(url, options);
+      span?.setAttributes({ "http.response.status_code": response.status, "pulse_bridge.final_url": showUrl(response.url) });
+      return response;
+    },
+    "client",
+  );
+}
+
+async function fetchHops(url: string, options: GuardedFetchOptions): Promise<GuardedResponse> {
   const maxRedirects = options.maxRedirects ?? MAX_REDIRECTS;
   let current = new URL(url);
   for (let hop = 0; ; hop++) {

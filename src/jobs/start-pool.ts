@@ -13,6 +13,7 @@ import type { Logger } from "../core/log.ts";
 import { jobDuration, jobOutcomes } from "../core/metrics.ts";
 import { PermanentError } from "../core/permanent-error.ts";
 import { createRedis } from "../core/redis.ts";
+import { spanInJob } from "../core/tracing.ts";
 import { type Database, openDatabase } from "../storage/prisma.ts";
 import { startJobHistory } from "./job-history.ts";
 import type { PoolDefinition } from "./pool.ts";
@@ -53,7 +54,8 @@ export async function startPool<Q extends QueueName>(definition: PoolDefinition<
     async (job: Job<JobPayloads[Q]>, token?: string) => {
       const started = process.hrtime.bigint();
       try {
-        const result = await runtime.process(job, token);
+        // Continues the trace of the message the job came from (its context is in the job's options).
+        const result = await spanInJob(`job ${definition.queue}`, job.opts.telemetry?.metadata, jobAttributes(job), () => runtime.process(job, token));
         record(definition.queue, "completed", started);
         return result;
       } catch (error) {
@@ -93,6 +95,18 @@ export async function startPool<Q extends QueueName>(definition: PoolDefinition<
   await runtime.started?.();
   log.info({ concurrency, worker: workerName }, "worker pool started");
   return worker;
+}
+
+/** What the job span says about its job (the routing key of the message it came from, if any). */
+function jobAttributes(job: Job): Record<string, string | number> {
+  const routingKey = (job.data as { message?: { routingKey?: unknown } }).message?.routingKey;
+  return {
+    "bullmq.queue.name": job.queueName,
+    "bullmq.job.id": job.id ?? "",
+    "bullmq.job.name": job.name,
+    "bullmq.job.attempts.made": job.attemptsMade,
+    ...(typeof routingKey === "string" ? { "messaging.rabbitmq.destination.routing_key": routingKey } : {}),
+  };
 }
 
 /** BullMQ fails a job at once, whatever attempts remain, only for its own UnrecoverableError. */

@@ -5,6 +5,7 @@
  * progress lines handed to a callback.
  */
 import { spawn } from "node:child_process";
+import { inSpan, tracingOn } from "../core/tracing.ts";
 
 /** PATH is the only thing inherited, so the tools can be found. */
 export function minimalEnv(extra: Record<string, string>): Record<string, string> {
@@ -120,7 +121,14 @@ export interface RunResult {
   truncated: boolean;
 }
 
+/** Runs the tool; with traces on, inside a span named after its subcommand (`hg pull`, `git fetch`). */
 export function runTool(executable: string, args: string[], options: RunOptions): Promise<RunResult> {
+  if (!tracingOn()) return spawnTool(executable, args, options);
+  const command = `${executable} ${subcommandOf(args)}`.trim();
+  return inSpan(command, { "process.executable.name": executable, "process.command": command }, () => spawnTool(executable, args, options), "client");
+}
+
+function spawnTool(executable: string, args: string[], options: RunOptions): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(executable, args, {
       env: options.env,

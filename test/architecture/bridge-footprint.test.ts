@@ -114,6 +114,9 @@ it("a running bridge has not loaded Prisma, pg, express, helmet, Bull Board or t
 
   // And nothing of the pools or the dashboard.
   expect(packages.filter((name) => FORBIDDEN.some((pattern) => pattern.test(name)))).toEqual([]);
+  // Traces are off (no OTEL_EXPORTER_OTLP_ENDPOINT): no OpenTelemetry SDK, exporter or BullMQ add-on
+  // (src/core/tracing.ts). The API alone was loaded before traces existed: prom-client's process CPU metric requires it.
+  expect(packages.filter((name) => (name.startsWith("@opentelemetry/") && name !== "@opentelemetry/api") || name === "bullmq-otel")).toEqual([]);
   // (jobs/pools.js is the pool table the CLI's --help lists; it imports the pools themselves on demand.)
   const build = path.dirname(cli);
   const foreign = ours

@@ -1,5 +1,5 @@
 /**
- * routeMessage on the real examples of ../shared/formats and on broken input:
+ * routeMessage on the real examples of test/fixtures/formats and on broken input:
  * the exact job (queue, id, payload) or the exact reason.
  */
 

@@ -11,7 +11,7 @@
  *   writers sharing history (forks) take row locks in the same order.
  * - memberships, parents, files, pushes: ON CONFLICT DO NOTHING.
  */
-import type { Database, Transaction } from "../../storage/prisma.ts";
+import { type Database, type Transaction, transaction } from "../../storage/prisma.ts";
 import type { ChangesetRecord } from "../../vcs/backend.ts";
 
 async function idsByRevision(tx: Transaction, revisions: string[]): Promise<Map<string, number>> {
@@ -34,7 +34,9 @@ export async function knownRevisions(db: Database, repositoryId: number, revisio
 export async function storeChangesets(db: Database, repositoryId: number, records: ChangesetRecord[]): Promise<number> {
   if (records.length === 0) return 0;
   const sorted = [...records].sort((a, b) => (a.revision < b.revision ? -1 : a.revision > b.revision ? 1 : 0));
-  return db.$transaction(
+  return transaction(
+    db,
+    "store changesets",
     async (tx) => {
       const branchNames = [...new Set(sorted.map((r) => r.branch).filter((b): b is string => b !== null))];
       const branchIds = new Map<string, number>();
@@ -124,7 +126,9 @@ export interface PushRecord {
  */
 export async function storePushes(db: Database, repositoryId: number, pushes: PushRecord[]): Promise<number> {
   if (pushes.length === 0) return 0;
-  return db.$transaction(
+  return transaction(
+    db,
+    "store pushes",
     async (tx) => {
       const inserted = await tx.$queryRaw<Array<{ id: number; pushId: number }>>`
         INSERT INTO "Push" ("repositoryId", "pushId", "user", "pushedAt")
@@ -164,7 +168,7 @@ export async function storeGitPush(
   repositoryId: number,
   push: { eventId: string; user: string; pushedAt: Date; revisions: string[]; source: "pulse" | "webhook" },
 ): Promise<number | undefined> {
-  return db.$transaction(async (tx) => {
+  return transaction(db, "store git push", async (tx) => {
     // Row lock on the repository: push ids are handed out one at a time.
     const [repo] = await tx.$queryRaw<Array<{ lastPushId: number }>>`SELECT "lastPushId" FROM "Repository" WHERE id = ${repositoryId} FOR UPDATE`;
     const pushId = (repo?.lastPushId ?? 0) + 1;

@@ -13,7 +13,7 @@
  * The other way round, an event for commits a poll already stored as a push
  * adds no second push for them (`revisionsInPushes`).
  */
-import type { Database } from "../../storage/prisma.ts";
+import { type Database, transaction } from "../../storage/prisma.ts";
 
 /** True once a sync of the repository has completed: what a reconcile then finds is new. */
 export async function hasHistory(db: Database, repositoryId: number): Promise<boolean> {
@@ -60,7 +60,7 @@ export function pushesByBranchTip(tips: string[], order: string[], fresh: Map<st
 export async function storePollPushes(db: Database, repositoryId: number, pushes: string[][], detectedAt: Date): Promise<number[]> {
   const nonEmpty = pushes.filter((revisions) => revisions.length > 0);
   if (nonEmpty.length === 0) return [];
-  return db.$transaction(async (tx) => {
+  return transaction(db, "store polled pushes", async (tx) => {
     const [repo] = await tx.$queryRaw<Array<{ lastPushId: number }>>`SELECT "lastPushId" FROM "Repository" WHERE id = ${repositoryId} FOR UPDATE`;
     const first = (repo?.lastPushId ?? 0) + 1;
     const pushIds = nonEmpty.map((_, index) => first + index);

@@ -8,6 +8,7 @@
  * able to send us to another host, an internal one say.
  */
 import { PermanentError } from "../../core/permanent-error.ts";
+import { inSpan } from "../../core/tracing.ts";
 import { discard, guardedFetch, type HostPolicy, readCapped } from "../../http/guarded-fetch.ts";
 
 export interface PushlogPush {
@@ -41,12 +42,26 @@ function changesetNode(entry: unknown): string | undefined {
  * redirect may lead; without it, only the repository's own host. http is
  * accepted only when the repository URL itself is http (local stand-ins).
  */
-export async function fetchPushlogPage(
+export function fetchPushlogPage(repoUrl: string, startId: number, endId: number, timeoutMs = 60_000, allowedHosts?: readonly string[]): Promise<PushlogPage> {
+  const attributes = { "pulse_bridge.repository": repoUrl, "pulse_bridge.pushlog.start_id": startId, "pulse_bridge.pushlog.end_id": endId };
+  return inSpan(
+    "pushlog page",
+    attributes,
+    async (span) => {
+      const page = await readPushlogPage(repoUrl, startId, endId, timeoutMs, allowedHosts);
+      span?.setAttribute("pulse_bridge.pushlog.pushes", page.pushes.length);
+      return page;
+    },
+    "client",
+  );
+}
+
+async function readPushlogPage(
   repoUrl: string,
   startId: number,
   endId: number,
-  timeoutMs = 60_000,
-  allowedHosts?: readonly string[],
+  timeoutMs: number,
+  allowedHosts: readonly string[] | undefined,
 ): Promise<PushlogPage> {
   const url = `${repoUrl}/json-pushes?version=2&full=1&startID=${startId}&endID=${endId}`;
   const repository = new URL(repoUrl);

@@ -19,6 +19,7 @@
 import taskcluster, { type QueueClient, type TaskclusterError } from "taskcluster-client";
 import { z } from "zod";
 import { PermanentError } from "../../core/permanent-error.ts";
+import { inSpan } from "../../core/tracing.ts";
 import { describeFetchError, discard, guardedFetch, readCapped, showUrl } from "../../http/guarded-fetch.ts";
 import { TaskclusterHosts } from "../../http/taskcluster-hosts.ts";
 
@@ -136,14 +137,14 @@ export class QueueApi {
   }
 
   async task(taskId: string): Promise<TaskDefinition> {
-    const body = await this.call(`task ${taskId}`, () => this.client.task(taskId));
+    const body = await this.call("task", taskId, `task ${taskId}`, () => this.client.task(taskId));
     const task = parseAnswer(taskSchema, body, `task ${taskId}`);
     return { taskGroupId: task.taskGroupId, source: task.metadata.source };
   }
 
   /** The run's state and resolution time, for jobs whose message does not carry them. */
   async runStatus(taskId: string, runId: number): Promise<RunStatus | undefined> {
-    const body = await this.call(`status of task ${taskId}`, () => this.client.status(taskId));
+    const body = await this.call("status", taskId, `status of task ${taskId}`, () => this.client.status(taskId));
     const run = parseAnswer(statusSchema, body, `status of task ${taskId}`).status.runs.find((r) => r.runId === runId);
     return run && { state: run.state, resolved: run.resolved };
   }
@@ -154,7 +155,9 @@ export class QueueApi {
     const artifacts: ArtifactEntry[] = [];
     let continuationToken: string | undefined;
     for (let page = 0; page < MAX_ARTIFACT_PAGES; page++) {
-      const body = await this.call(what, () => this.client.listArtifacts(taskId, runId, continuationToken ? { continuationToken } : {}));
+      const body = await this.call("listArtifacts", taskId, what, () =>
+        this.client.listArtifacts(taskId, runId, continuationToken ? { continuationToken } : {}),
+      );
       const answer = parseAnswer(artifactListSchema, body, what);
       artifacts.push(...answer.artifacts.map(({ name, storageType, expires }) => ({ name, storageType, expires })));
       continuationToken = answer.continuationToken;
@@ -174,7 +177,16 @@ export class QueueApi {
    * Content-Encoding generic-worker uploads with is undone as the bytes
    * arrive, counted against the cap (ELMO_JSON_MAX_BYTES for the pool).
    */
-  async artifactText(taskId: string, runId: number, name: string): Promise<string> {
+  artifactText(taskId: string, runId: number, name: string): Promise<string> {
+    return inSpan(
+      "Queue API getArtifact",
+      this.spanAttributes(taskId, { "taskcluster.artifact": name }),
+      () => this.readArtifact(taskId, runId, name),
+      "client",
+    );
+  }
+
+  private async readArtifact(taskId: string, runId: number, name: string): Promise<string> {
     const what = `artifact ${name} of task ${taskId} run ${runId}`;
     const signal = AbortSignal.timeout(this.timeoutMs);
     const response = await guardedFetch(this.artifactUrl(taskId, runId, name), { policy: this.hosts.policyFor(this.rootUrl), signal, what });
@@ -186,7 +198,16 @@ export class QueueApi {
     return new TextDecoder("utf-8", { fatal: false }).decode(bytes);
   }
 
-  private async call<T>(what: string, request: () => Promise<T>): Promise<T> {
+  private spanAttributes(taskId: string, more: Record<string, string> = {}): Record<string, string> {
+    return { "taskcluster.root_url": this.rootUrl, "taskcluster.task_id": taskId, ...more };
+  }
+
+  /** One Queue API method call (`operation`), in a span when traces are on. */
+  private call<T>(operation: string, taskId: string, what: string, request: () => Promise<T>): Promise<T> {
+    return inSpan(`Queue API ${operation}`, this.spanAttributes(taskId), () => this.request(what, request), "client");
+  }
+
+  private async request<T>(what: string, request: () => Promise<T>): Promise<T> {
     try {
       return await request();
     } catch (error) {

@@ -16,7 +16,7 @@
  * their locks in the same order and cannot deadlock.
  */
 import { COUNT_COLUMNS, type ComparisonCounts } from "../../storage/comparison-counts.ts";
-import { type Database, Prisma, type Transaction } from "../../storage/prisma.ts";
+import { type Database, Prisma, type Transaction, transaction } from "../../storage/prisma.ts";
 
 export interface BuildRecord {
   rootUrl: string;
@@ -58,21 +58,26 @@ export function storeBuild(db: Database, build: BuildRecord, comparisons: Compar
   const revisions = [...new Set(comparisons.flatMap((c) => c.revisions.map((r) => r.revision)))].sort();
   // Seven round trips with BEGIN and COMMIT: at a few ms each, the statement
   // count is most of an ingest's database time.
-  return db.$transaction(async (tx) => {
-    const buildId = await upsertBuildAndLocales(tx, build, locales);
-    const created = revisions.length
-      ? await tx.$executeRaw`
+  return transaction(
+    db,
+    "store build",
+    async (tx) => {
+      const buildId = await upsertBuildAndLocales(tx, build, locales);
+      const created = revisions.length
+        ? await tx.$executeRaw`
       INSERT INTO "Changeset" ("revision", "placeholder")
       SELECT revision, true FROM unnest(${revisions}::text[]) AS revision ORDER BY revision
       ON CONFLICT ("revision") DO NOTHING`
-      : 0;
-    // A separate statement: rows another transaction inserted while ours
-    // waited on ON CONFLICT are visible only to a later statement.
-    const { localeIds, changesetIds } = await selectIds(tx, locales, revisions);
-    const comparisonIds = await upsertComparisons(tx, buildId, comparisons, localeIds);
-    await replaceRevisions(tx, buildId, comparisons, comparisonIds, changesetIds);
-    return { buildId, comparisonIds, placeholdersCreated: created };
-  }, TRANSACTION_OPTIONS);
+        : 0;
+      // A separate statement: rows another transaction inserted while ours
+      // waited on ON CONFLICT are visible only to a later statement.
+      const { localeIds, changesetIds } = await selectIds(tx, locales, revisions);
+      const comparisonIds = await upsertComparisons(tx, buildId, comparisons, localeIds);
+      await replaceRevisions(tx, buildId, comparisons, comparisonIds, changesetIds);
+      return { buildId, comparisonIds, placeholdersCreated: created };
+    },
+    TRANSACTION_OPTIONS,
+  );
 }
 
 /** The Build row, and the Locale rows its comparisons need (no Build row is contended: one statement). */
