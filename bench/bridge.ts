@@ -20,13 +20,20 @@
  * the machine's cores were: on a small machine the three share the cores.
  *
  *   npm run bench:bridge [-- --messages 20000 --prefetch 200 --rounds 5]
+ *   npm run bench:bridge -- --durability memory|fsync|replicas:1   (or BENCH_DURABILITY)
  *
  * Uses the machine's RabbitMQ and Redis under names of its own, removed at the end.
+ * With --durability, every phase uses a Redis of its own instead, set up for that
+ * REDIS_DURABILITY (memory: no persistence; fsync: AOF with appendfsync always in a
+ * temporary folder; replicas:N: a master and N replicas), so the modes compare
+ * like with like; "BullMQ adds alone" stays plain adds (no WAIT).
  */
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
 import { Session } from "node:inspector/promises";
-import { availableParallelism, loadavg } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
+import path from "node:path";
 import { parseArgs } from "node:util";
 import amqp from "amqplib";
 import { Queue } from "bullmq";
@@ -39,8 +46,10 @@ import { messagesEnqueued } from "../src/core/metrics.ts";
 import { createRedis } from "../src/core/redis.ts";
 import { AMQP_SOCKET_OPTIONS } from "../src/pulse/amqp.ts";
 import { routeMessage } from "../src/routing/route-message.ts";
+import { type PrivateRedis, startPrivateRedis } from "../test/support/private-redis.ts";
 import { declareExchanges, openPublisher, type Publisher, taskCompletedMessage } from "../test/support/pulse.ts";
 import { deletePulseObjects, deleteRedisKeys, SERVICES } from "../test/support/test-environment.ts";
+import { waitFor } from "../test/support/wait-for.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -51,8 +60,30 @@ const { values: args } = parseArgs({
     rounds: { type: "string", default: "5" },
     // Profiling aid: run one phase only (raw, naive, bridge or adds).
     only: { type: "string" },
+    // REDIS_DURABILITY of the bridge, on private redis-server processes set up for it.
+    durability: { type: "string", default: process.env.BENCH_DURABILITY },
   },
 });
+
+/** Private Redis servers for --durability: the master the bench uses, and what to remove at the end. */
+async function redisFor(durability: string): Promise<{ url: string; servers: PrivateRedis[]; dataDir?: string }> {
+  const match = /^(memory|fsync|replicas:(\d+))$/.exec(durability);
+  if (!match) throw new Error("--durability must be memory, fsync or replicas:N");
+  if (durability === "fsync") {
+    const dataDir = await mkdtemp(path.join(tmpdir(), "pb-bench-redis-"));
+    const server = await startPrivateRedis({ dataDir, appendfsync: "always" });
+    return { url: server.url, servers: [server], dataDir };
+  }
+  const master = await startPrivateRedis();
+  const servers = [master];
+  const replicas = Number(match[2] ?? 0);
+  for (let i = 0; i < replicas; i++) servers.push(await startPrivateRedis({ replicaOf: master.port }));
+  const probe = createRedis(master.url, "producer");
+  await waitFor(`${replicas} replicas online`, async () => ((await probe.info("replication")).match(/state=online/g)?.length ?? 0) >= replicas);
+  probe.disconnect();
+  return { url: master.url, servers };
+}
+const privateRedis = args.durability ? await redisFor(args.durability) : undefined;
 const M = Number(args.messages);
 const id = `bench-bridge-${randomBytes(3).toString("hex")}`;
 const env = {
@@ -61,7 +92,8 @@ const env = {
   PULSE_EXCHANGE_PREFIX: `${id}/`,
   PULSE_DECLARE_EXCHANGES: "true",
   PULSE_PREFETCH: args.prefetch,
-  REDIS_URL: SERVICES.redis,
+  REDIS_URL: privateRedis?.url ?? SERVICES.redis,
+  REDIS_DURABILITY: args.durability ?? "memory",
   LOG_LEVEL: "silent",
 };
 let configs = 0;
@@ -312,7 +344,7 @@ async function main(): Promise<void> {
   await declareQueue();
   try {
     console.log(
-      `bridge benchmark: ${M} task-completed messages, prefetch ${base.pulse.prefetch}, Node ${process.version}, ${availableParallelism()} cores, load ${loadavg()[0]!.toFixed(2)}`,
+      `bridge benchmark: ${M} task-completed messages, prefetch ${base.pulse.prefetch}, REDIS_DURABILITY ${env.REDIS_DURABILITY}${privateRedis ? " (private Redis)" : ""}, Node ${process.version}, ${availableParallelism()} cores, load ${loadavg()[0]!.toFixed(2)}`,
     );
     // Each entry readies its phase (messages in the queue, or jobs built) and returns it.
     const phases: Record<string, () => Promise<() => Promise<number>>> = {
@@ -385,6 +417,7 @@ async function main(): Promise<void> {
       JSON.stringify({
         messages: M,
         prefetch: base.pulse.prefetch,
+        durability: env.REDIS_DURABILITY,
         rounds: rawRuns.length,
         rawMsgPerSec: rate(rawMs),
         naiveMsgPerSec: rate(naiveMs),
@@ -403,7 +436,9 @@ async function main(): Promise<void> {
   } finally {
     await publisher.close();
     await deletePulseObjects(base);
-    await deleteRedisKeys(`${id}-*`);
+    await deleteRedisKeys(`${id}-*`, privateRedis?.url);
+    for (const server of privateRedis?.servers ?? []) await server.kill();
+    if (privateRedis?.dataDir) await rm(privateRedis.dataDir, { recursive: true, force: true });
   }
 }
 

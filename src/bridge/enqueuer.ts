@@ -38,6 +38,12 @@ export interface EnqueuerOptions {
   onHealthChange(healthy: boolean): void;
   /** Called before each add: lets the adds of one event-loop turn share a socket write. */
   beforeSend?: WriteCoalescer;
+  /**
+   * Awaited after each add, before `done`: resolves once the add is as durable
+   * as REDIS_DURABILITY asks (replicas:N: WAIT, redis-durability.ts); a
+   * rejection counts as Redis not taking jobs.
+   */
+  afterAdd?: () => Promise<void>;
   retryInitialDelayMs?: number;
   retryMaxDelayMs?: number;
   /** Bounds of the dead-letter queue, enforced after adds (and at start); none when omitted. */
@@ -112,6 +118,7 @@ export class Enqueuer {
     this.options.beforeSend?.();
     try {
       await (this.options.queues[request.queue] as Queues["hg-sync"]).add(request.name as never, request.data as never, request.opts);
+      if (this.options.afterAdd) await this.options.afterAdd();
       this.inFlight -= 1;
       if (request.queue === "dead-letter") this.retention?.poke();
       if (!this.closed) item.done(request);

@@ -130,7 +130,7 @@ export function registerIngest(program: Command, context: CliContext): void {
       if (options.from !== undefined && options.to !== undefined && options.from > options.to) throw new Error("--from must not be above --to");
       const config = await context.config();
       const [{ openDatabase }, { backfillPushes }] = await Promise.all([import("../storage/prisma.ts"), import("../backfill/pushes.ts")]);
-      const db = openDatabase(config.database.url, { max: 2 });
+      const db = openDatabase(config.database, { atMost: 2 });
       let summary: import("../backfill/pushes.ts").PushesBackfillSummary;
       try {
         summary = await withQueues(config, (queues) =>

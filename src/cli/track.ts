@@ -72,7 +72,7 @@ export function registerTrack(program: Command, context: CliContext): void {
     .action(async (name: string, url: string, options: { json?: boolean; sync: boolean }) => {
       const config = await context.config();
       const { openDatabase, trackForest } = await loadTracking();
-      const db = openDatabase(config.database.url, { max: 1 });
+      const db = openDatabase(config.database, { atMost: 1 });
       let forest: { id: number; name: string; url: string };
       let repositories: string[];
       try {
@@ -126,7 +126,7 @@ export function registerTrack(program: Command, context: CliContext): void {
     .action(async (url: string, options: { kind?: "hg" | "git"; forest?: string; locale?: string; json?: boolean; sync: boolean }) => {
       const config = await context.config();
       const { openDatabase, trackRepository } = await loadTracking();
-      const db = openDatabase(config.database.url, { max: 1 });
+      const db = openDatabase(config.database, { atMost: 1 });
       let repo: Awaited<ReturnType<typeof trackRepository>>;
       try {
         repo = await trackRepository(db, config.clones.allowedHosts, url, { kind: options.kind, forest: options.forest, locale: options.locale });

@@ -20,7 +20,7 @@ export function registerWebhook(program: Command, context: CliContext): void {
           import("../jobs/hg-sync/tracked-git-repository.ts"),
           import("../webhook/receiver.ts"),
         ]);
-        const db = openDatabase(config.database.url, { max: 4 });
+        const db = openDatabase(config.database, { atMost: 4 });
         lifecycle.defer("database", () => db.$disconnect());
         await startWebhookReceiver({ config, log, lifecycle, isTracked: trackedGitRepository(db) });
       });

@@ -76,8 +76,11 @@ export interface Config {
     url: string;
     /** BullMQ key prefix; lets several installations (or test runs) share one Redis. */
     prefix: string;
+    /** What "Redis has the job" means before the bridge acks its message (src/bridge/redis-durability.ts). */
+    durability: RedisDurability;
   };
-  database: { url: string };
+  /** poolSize: connections one process opens at most (node-postgres pool), through PgBouncer or not. */
+  database: { url: string; poolSize: number };
   clones: {
     dir: string;
     allowedHosts: string[];
@@ -118,6 +121,20 @@ export interface Config {
   };
   /** OpenTelemetry traces (src/core/tracing.ts): off when `endpoint` is undefined. */
   tracing: { endpoint: string | undefined };
+}
+
+/**
+ * REDIS_DURABILITY: `memory` (Redis accepted the add), `fsync` (Redis runs AOF
+ * with appendfsync always, so an accepted add is on disk), `replicas:N` (WAIT
+ * N after each turn's adds). `unchecked`: run even when Redis cannot give it.
+ */
+export interface RedisDurability {
+  mode: "memory" | "fsync" | "replicas";
+  /** replicas:N: how many replicas must have the adds before their messages are acked. */
+  replicas: number;
+  /** replicas:N: WAIT's timeout; fewer replicas by then counts as Redis not taking jobs. */
+  waitTimeoutMs: number;
+  unchecked: boolean;
 }
 
 export interface PulseExchanges {
@@ -305,11 +322,38 @@ const VARIABLES = {
   }),
   REDIS_URL: variable({ schema: url(["redis:", "rediss:"]), default: "redis://127.0.0.1:6379", secret: true, meaning: "BullMQ's Redis" }),
   BULLMQ_PREFIX: variable({ schema: queueWord, default: "bull", meaning: "BullMQ key prefix in Redis" }),
+  REDIS_DURABILITY: variable({
+    schema: z
+      .string()
+      .regex(/^(memory|fsync|replicas:([1-9]|1[0-6]))$/, "must be memory, fsync or replicas:N (N 1-16)")
+      .transform((v) => ({ mode: v.split(":")[0] as "memory" | "fsync" | "replicas", replicas: Number(v.split(":")[1] ?? 0) })),
+    default: "fsync",
+    meaning:
+      "what Redis must have done with a job before the bridge acks its message: memory (accepted), fsync (AOF with appendfsync always), replicas:N (WAIT for N replicas); checked at start (see *Durable hand-off*)",
+  }),
+  REDIS_WAIT_TIMEOUT: variable({
+    schema: duration.pipe(z.number().min(10, "must be at least 10ms")),
+    default: "2s",
+    meaning: "REDIS_DURABILITY=replicas:N: WAIT's timeout; fewer replicas by then pauses the bridge like a Redis outage",
+  }),
+  REDIS_DURABILITY_UNCHECKED: variable({
+    schema: booleanFlag,
+    default: "false",
+    meaning: "true: the bridge runs even when Redis cannot give REDIS_DURABILITY, logging an error and pulse_bridge_redis_durability_ok 0",
+  }),
   DATABASE_URL: variable({
     schema: url(["postgresql:", "postgres:"]),
     default: "postgresql://postgres@127.0.0.1:5432/pulse_bridge",
     secret: true,
     meaning: "PostgreSQL, through Prisma",
+  }),
+  // Every process opens one pool this size, so processes x DATABASE_POOL_SIZE must stay within
+  // max_connections (or PgBouncer's max_client_conn). 10: a tc-ingest job holds one connection at a
+  // time and TC_INGEST_CONCURRENCY is 8, plus room for the dashboard and hg-sync in `start`.
+  DATABASE_POOL_SIZE: variable({
+    schema: integer(1, 1000),
+    default: "10",
+    meaning: "connections one process opens at most (its pool; short commands open fewer): N processes ask for N times this (see Scale out)",
   }),
   CLONES_DIR: variable({ schema: z.string(), default: "./data/clones", meaning: "shared clone storage" }),
   ALLOWED_HOSTS: variable({
@@ -453,9 +497,11 @@ export function loadConfig(env: Env = process.env): Config {
     redis: {
       url: get(env, "REDIS_URL"),
       prefix: get(env, "BULLMQ_PREFIX"),
+      durability: { ...get(env, "REDIS_DURABILITY"), waitTimeoutMs: get(env, "REDIS_WAIT_TIMEOUT"), unchecked: get(env, "REDIS_DURABILITY_UNCHECKED") },
     },
     database: {
       url: get(env, "DATABASE_URL"),
+      poolSize: get(env, "DATABASE_POOL_SIZE"),
     },
     clones: {
       dir: get(env, "CLONES_DIR"),

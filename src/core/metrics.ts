@@ -73,3 +73,8 @@ export const webhookDuration = new Histogram({
   buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
   registers: [registry],
 });
+export const redisDurabilityOk = new Gauge({
+  name: "pulse_bridge_redis_durability_ok",
+  help: "1 when the bridge's Redis gives the guarantee REDIS_DURABILITY asks for (checked at start), 0 when it runs anyway (REDIS_DURABILITY_UNCHECKED)",
+  registers: [registry],
+});

@@ -76,7 +76,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
 
   const redis = createRedis(config.redis.url, "producer");
   redis.on("error", (error) => log.debug({ err: error.message }, "redis connection error"));
-  const db = options.db ?? openDatabase(config.database.url, { max: 5 });
+  const db = options.db ?? openDatabase(config.database, { atMost: 5 });
   const queues = openQueues(redis, config.redis.prefix);
   for (const queue of Object.values(queues)) queue.on("error", (error) => log.debug({ err: error.message }, "queue error"));
   const feeds = pulseFeeds(config);

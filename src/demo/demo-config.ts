@@ -35,6 +35,8 @@ export function demoEnvironment(env: Env, extra: { taskclusterRootUrl: string; c
     PULSE_DECLARE_EXCHANGES: "true",
     TASKCLUSTER_ROOT_URL: extra.taskclusterRootUrl,
     TC_EXTRA_SOURCES: "[]",
+    // A tour on the local services, whose Redis need not persist: only what is asked for.
+    REDIS_DURABILITY: defined.REDIS_DURABILITY ?? "memory",
     CLONES_DIR: extra.clonesDir,
     ALLOWED_HOSTS: "127.0.0.1",
     // Pokes come from the demo's messages; no periodic reconcile during the tour.

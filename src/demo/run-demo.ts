@@ -75,7 +75,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     );
     await resetDemoState(config);
     const roles = await startAllRoles({ config, log, lifecycle });
-    const db = openDatabase(config.database.url, { max: 2 });
+    const db = openDatabase(config.database, { atMost: 2 });
     lifecycle.defer("demo database", () => db.$disconnect());
     const redis = createRedis(config.redis.url, "worker");
     lifecycle.defer("demo redis", () => redis.quit().catch(() => redis.disconnect()));

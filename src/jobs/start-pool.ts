@@ -38,7 +38,7 @@ export async function startPool<Q extends QueueName>(definition: PoolDefinition<
   const redis = createRedis(config.redis.url, "worker");
   redis.on("error", (error) => log.warn({ err: error.message }, "redis connection error"));
   lifecycle.defer("redis", () => redis.quit().catch(() => redis.disconnect()));
-  const db = options.db ?? openDatabase(config.database.url);
+  const db = options.db ?? openDatabase(config.database);
   if (!options.db) lifecycle.defer("database", () => db.$disconnect());
   const queues = openQueues(redis, config.redis.prefix);
   lifecycle.defer("queues", () => closeQueues(queues));

@@ -33,7 +33,7 @@ export interface AllRoles {
 export async function startAllRoles({ config, log, lifecycle }: { config: Config; log: Logger; lifecycle: Lifecycle }): Promise<AllRoles> {
   const applied = await migrate(config.database.url);
   if (applied.length) log.info({ applied }, "migrations applied");
-  const db = openDatabase(config.database.url);
+  const db = openDatabase(config.database);
   lifecycle.defer("database", () => db.$disconnect());
 
   const dashboard = await startDashboard({ config, log, lifecycle, db, backends: diffBackends() });

@@ -9,8 +9,20 @@ export type Transaction = Prisma.TransactionClient;
 export { Prisma } from "../generated/prisma/client.ts";
 export type { RepositoryKind } from "../generated/prisma/enums.ts";
 
-export function openDatabase(databaseUrl: string, options: { max?: number } = {}): Database {
-  const adapter = new PrismaPg({ connectionString: databaseUrl, max: options.max ?? 10 });
+/**
+ * A client over a pool of at most `database.poolSize` connections
+ * (DATABASE_POOL_SIZE); `atMost` lowers it for short commands that need fewer.
+ *
+ * Works behind PgBouncer in transaction mode: the adapter sends unnamed
+ * statements (it names one only when given a `statementNameGenerator`, which
+ * we never pass), an interactive transaction keeps one server connection from
+ * BEGIN to COMMIT, and nothing here uses session state (no SET, advisory
+ * locks, LISTEN or temporary tables). Migrations are the exception: migrate()
+ * needs a direct connection.
+ */
+export function openDatabase(database: { url: string; poolSize: number }, options: { atMost?: number } = {}): Database {
+  const max = Math.min(database.poolSize, options.atMost ?? database.poolSize);
+  const adapter = new PrismaPg({ connectionString: database.url, max });
   return new PrismaClient({ adapter });
 }
 

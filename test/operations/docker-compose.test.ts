@@ -26,6 +26,9 @@ describe("Docker deployment", () => {
     expect(services).toEqual(["bridge", "dashboard", "hg-sync", "migrate", "postgres", "rabbitmq", "redis", "tc-ingest"]);
     const resolved = compose("config").stdout;
     expect(resolved).toMatch(/--appendonly\s*\n\s*- "?yes"?/);
+    // What the bridge's REDIS_DURABILITY=fsync needs (test/bridge/redis-durability.test.ts).
+    expect(resolved).toMatch(/--appendfsync\s*\n\s*- always/);
+    expect(resolved).toMatch(/REDIS_DURABILITY: fsync/);
     expect(resolved).toMatch(/--maxmemory-policy\s*\n\s*- noeviction/);
     expect(resolved).toContain("service_completed_successfully");
     expect(resolved).toContain("service_healthy");

@@ -8,6 +8,9 @@
  * dashboard tests and by the chaos harness (chaos/).
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { Redis } from "ioredis";
 import { freePort } from "../../src/stand-ins/free-port.ts";
 import { waitFor } from "./wait-for.ts";
@@ -26,17 +29,28 @@ export interface PrivateRedis {
 export interface PrivateRedisOptions {
   /** Keep data across kills: append-only file with fsync on every write, in this folder. */
   dataDir?: string;
+  /** With dataDir: how often the append-only file is fsynced (default always). */
+  appendfsync?: "always" | "everysec";
+  /** A replica of the Redis on this local port (`--replicaof`). */
+  replicaOf?: number;
 }
 
 export async function startPrivateRedis(options: PrivateRedisOptions = {}): Promise<PrivateRedis> {
   const port = await freePort();
-  const persistence = options.dataDir ? ["--dir", options.dataDir, "--appendonly", "yes", "--appendfsync", "always"] : ["--appendonly", "no"];
+  const persistence = options.dataDir
+    ? ["--dir", options.dataDir, "--appendonly", "yes", "--appendfsync", options.appendfsync ?? "always"]
+    : ["--appendonly", "no"];
+  // A replica writes the master's snapshot to dump.rdb in its folder: keep it out of the working tree.
+  const replication =
+    options.replicaOf !== undefined
+      ? ["--replicaof", "127.0.0.1", String(options.replicaOf), ...(options.dataDir ? [] : ["--dir", await mkdtemp(path.join(tmpdir(), "pb-replica-"))])]
+      : [];
   const url = `redis://127.0.0.1:${port}`;
   let child: ChildProcess | undefined;
 
   const start = async () => {
     if (child && child.exitCode === null) return;
-    const started = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", ...persistence], { stdio: "ignore" });
+    const started = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", ...persistence, ...replication], { stdio: "ignore" });
     started.on("error", () => {});
     child = started;
     await waitFor(`redis-server on port ${port} to answer`, async () => {

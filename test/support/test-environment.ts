@@ -51,6 +51,8 @@ export async function createTestEnvironment(label: string, extraEnv: Record<stri
     PULSE_EXCHANGE_PREFIX: `t-${id}/`,
     PULSE_DECLARE_EXCHANGES: "true",
     REDIS_URL: SERVICES.redis,
+    // The machine's Redis has no persistence; tests of the other modes use private servers.
+    REDIS_DURABILITY: "memory",
     BULLMQ_PREFIX: `t-${id}`,
     DATABASE_URL: databaseUrl,
     CLONES_DIR: clonesDir,
@@ -59,7 +61,7 @@ export async function createTestEnvironment(label: string, extraEnv: Record<stri
     ...extraEnv,
   };
   const config = loadConfig(env);
-  const db = openDatabase(databaseUrl, { max: 5 });
+  const db = openDatabase({ url: databaseUrl, poolSize: 5 });
   return {
     id,
     env,

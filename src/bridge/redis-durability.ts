@@ -1,0 +1,146 @@
+/**
+ * What "Redis has the job" means before the bridge acks a message
+ * (REDIS_DURABILITY), and the check that the Redis in use can give it.
+ *
+ * - `memory`: Redis accepted the add. A crash of Redis' machine loses what it
+ *   had not written yet (with appendfsync everysec, up to about a second).
+ * - `fsync`: Redis runs AOF with `appendfsync always`, so it answers an add
+ *   only once the write is fsynced; nothing to do per add, only a check at
+ *   start (Redis 7.0 has no WAITAOF to ask per write).
+ * - `replicas:N`: after each event-loop turn's adds, one `WAIT N timeout` on
+ *   the producer connection (WAIT covers every write this connection made
+ *   before it); fewer than N replicas by the timeout fails those adds like a
+ *   Redis outage (enqueuer.ts: held, consumption paused, retried; the re-add
+ *   of a deterministic job id is a no-op), so nothing is acked early.
+ *
+ * The check runs once, at start: persistence through CONFIG GET (and INFO
+ * persistence for the last write), replicas through INFO replication. When
+ * Redis cannot give the guarantee the bridge refuses to start, unless
+ * REDIS_DURABILITY_UNCHECKED: then it logs an error and reports
+ * pulse_bridge_redis_durability_ok 0.
+ */
+import type { RedisDurability } from "../core/config.ts";
+import { redactUrl } from "../core/config.ts";
+import type { Logger } from "../core/log.ts";
+import { redisDurabilityOk } from "../core/metrics.ts";
+import type { Redis } from "../core/redis.ts";
+
+export class DurabilityError extends Error {
+  override name = "DurabilityError";
+}
+
+const READY_TIMEOUT_MS = 30_000;
+
+/** REDIS_DURABILITY as written in the configuration. */
+export function durabilityName(durability: RedisDurability): string {
+  return durability.mode === "replicas" ? `replicas:${durability.replicas}` : durability.mode;
+}
+
+/** Fields of an INFO section (`name:value` lines). */
+function infoFields(text: string): Map<string, string> {
+  const fields = new Map<string, string>();
+  for (const line of text.split(/\r?\n/)) {
+    const colon = line.indexOf(":");
+    if (colon > 0 && !line.startsWith("#")) fields.set(line.slice(0, colon), line.slice(colon + 1).trim());
+  }
+  return fields;
+}
+
+async function configValue(redis: Redis, name: string): Promise<string> {
+  const reply = (await redis.config("GET", name)) as string[];
+  return reply[1] ?? "(unset)";
+}
+
+/** Why this Redis cannot give `durability`, or undefined when it can. */
+export async function durabilityProblem(redis: Redis, durability: RedisDurability): Promise<string | undefined> {
+  if (durability.mode === "memory") return undefined;
+  if (durability.mode === "fsync") {
+    let appendonly: string;
+    let appendfsync: string;
+    try {
+      appendonly = await configValue(redis, "appendonly");
+      appendfsync = await configValue(redis, "appendfsync");
+    } catch (error) {
+      return `CONFIG GET is refused (${(error as Error).message}), so appendfsync cannot be checked`;
+    }
+    if (appendonly !== "yes" || appendfsync !== "always") {
+      return `it runs appendonly ${appendonly}, appendfsync ${appendfsync} (fsync needs appendonly yes and appendfsync always)`;
+    }
+    const persistence = infoFields(await redis.info("persistence"));
+    const lastWrite = persistence.get("aof_last_write_status");
+    if (lastWrite !== undefined && lastWrite !== "ok") return `its last AOF write failed (aof_last_write_status ${lastWrite})`;
+    return undefined;
+  }
+  const replication = infoFields(await redis.info("replication"));
+  const role = replication.get("role");
+  if (role !== "master") return `it is a ${role ?? "server of unknown role"}, not a master`;
+  const online = [...replication.entries()].filter(([name, value]) => /^slave\d+$/.test(name) && /(^|,)state=online(,|$)/.test(value)).length;
+  if (online < durability.replicas)
+    return `it has ${online} replica${online === 1 ? "" : "s"} online (connected_slaves ${replication.get("connected_slaves") ?? "0"}), fewer than ${durability.replicas}`;
+  return undefined;
+}
+
+/**
+ * Checks at start that `redis` gives what REDIS_DURABILITY asks; throws a
+ * DurabilityError saying what to change when it does not (unless unchecked).
+ */
+export async function ensureDurability(redis: Redis, url: string, durability: RedisDurability, log: Logger): Promise<void> {
+  const name = durabilityName(durability);
+  if (durability.mode === "memory") {
+    redisDurabilityOk.set(1);
+    log.info({ durability: name }, "REDIS_DURABILITY=memory: a message is acked once Redis has its job in memory");
+    return;
+  }
+  if (redis.status !== "ready") {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        redis.off("ready", ready);
+        reject(new DurabilityError(`Redis at ${redactUrl(url)} did not answer within ${READY_TIMEOUT_MS / 1000} s: cannot check REDIS_DURABILITY=${name}`));
+      }, READY_TIMEOUT_MS);
+      const ready = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      redis.once("ready", ready);
+    });
+  }
+  const problem = await durabilityProblem(redis, durability);
+  if (problem === undefined) {
+    redisDurabilityOk.set(1);
+    log.info({ durability: name }, "Redis gives the durability REDIS_DURABILITY asks for");
+    return;
+  }
+  const message = `Redis at ${redactUrl(url)} cannot give REDIS_DURABILITY=${name}: ${problem}`;
+  if (!durability.unchecked) {
+    redisDurabilityOk.set(0);
+    throw new DurabilityError(
+      `${message}. Configure Redis for it (fsync: --appendonly yes --appendfsync always; replicas:N: N replicas attached), choose another REDIS_DURABILITY, or set REDIS_DURABILITY_UNCHECKED=true to run anyway`,
+    );
+  }
+  redisDurabilityOk.set(0);
+  log.error({ durability: name, problem }, `${message}; running anyway (REDIS_DURABILITY_UNCHECKED): acked messages may be lost with Redis`);
+}
+
+/**
+ * replicas:N: returns the function the Enqueuer awaits after each add. The
+ * adds confirmed in one event-loop turn share one WAIT, sent at setImmediate
+ * (after this turn's replies, like write-coalescer.ts' batches).
+ */
+export function replicaWait(redis: Redis, replicas: number, timeoutMs: number): () => Promise<void> {
+  let batch: Promise<void> | undefined;
+  return () =>
+    (batch ??= new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        batch = undefined;
+        // NOREPLICAS: the Enqueuer takes it for "not now" (held, paused, retried), whatever
+        // went wrong: a failed WAIT must never turn its jobs into dead letters.
+        redis.wait(replicas, timeoutMs).then(
+          (acknowledged) => {
+            if (acknowledged >= replicas) resolve();
+            else reject(new Error(`NOREPLICAS WAIT: ${acknowledged} of ${replicas} replicas acknowledged within ${timeoutMs} ms`));
+          },
+          (error: Error) => reject(new Error(`NOREPLICAS WAIT failed: ${error.message}`)),
+        );
+      });
+    }));
+}
