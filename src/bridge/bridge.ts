@@ -35,8 +35,8 @@ import { createRedis } from "../core/redis.ts";
 import { queueTelemetry, startSpan, tracingOn } from "../core/tracing.ts";
 import { type IncomingMessage, originalMessage, type RouteDecision, routeMessage } from "../routing/route-message.ts";
 import { Enqueuer } from "./enqueuer.ts";
-import { feedSource } from "./feed-bindings.ts";
 import { FeedConsumer, type FeedStatus } from "./feed-consumer.ts";
+import { feedSource } from "./feed-source.ts";
 import { ensureDurability, replicaWait } from "./redis-durability.ts";
 import { coalesceWrites } from "./write-coalescer.ts";
 

@@ -42,14 +42,11 @@ import { type Config, type PulseFeed, redactUrl } from "../core/config.ts";
 import type { Logger } from "../core/log.ts";
 import { brokerReconnects } from "../core/metrics.ts";
 import { AMQP_SOCKET_OPTIONS } from "../pulse/amqp.ts";
-import { feedQueueArguments, poisonQueueArguments } from "../pulse/feed-topology.ts";
+import { type FeedBinding, feedBindings, feedQueueArguments, poisonQueueArguments } from "../pulse/feed-topology.ts";
 import { type QueueReader, readQueue } from "../pulse/queue-reader.ts";
 import type { IncomingMessage } from "../routing/route-message.ts";
 import { AckTracker } from "./ack-tracker.ts";
-import { type FeedBinding, feedBindings, feedSource } from "./feed-bindings.ts";
-
-// bench/ imports it from here.
-export { feedQueueArguments };
+import { feedSource } from "./feed-source.ts";
 
 /**
  * Handles one delivery and calls `settled` once the message may be acked (its

@@ -23,7 +23,7 @@ import type { RedisDurability } from "../core/config.ts";
 import { redactUrl } from "../core/config.ts";
 import type { Logger } from "../core/log.ts";
 import { redisDurabilityOk } from "../core/metrics.ts";
-import type { Redis } from "../core/redis.ts";
+import { infoFields, type Redis } from "../core/redis.ts";
 
 export class DurabilityError extends Error {
   override name = "DurabilityError";
@@ -34,16 +34,6 @@ const READY_TIMEOUT_MS = 30_000;
 /** REDIS_DURABILITY as written in the configuration. */
 export function durabilityName(durability: RedisDurability): string {
   return durability.mode === "replicas" ? `replicas:${durability.replicas}` : durability.mode;
-}
-
-/** Fields of an INFO section (`name:value` lines). */
-function infoFields(text: string): Map<string, string> {
-  const fields = new Map<string, string>();
-  for (const line of text.split(/\r?\n/)) {
-    const colon = line.indexOf(":");
-    if (colon > 0 && !line.startsWith("#")) fields.set(line.slice(0, colon), line.slice(colon + 1).trim());
-  }
-  return fields;
 }
 
 async function configValue(redis: Redis, name: string): Promise<string> {

@@ -25,3 +25,13 @@ export function createRedis(url: string, purpose: "producer" | "worker", extra: 
   redis.on("error", () => {});
   return redis;
 }
+
+/** The fields of an INFO answer (`name:value` lines; `#` lines name sections). */
+export function infoFields(text: string): Map<string, string> {
+  const fields = new Map<string, string>();
+  for (const line of text.split(/\r?\n/)) {
+    const colon = line.indexOf(":");
+    if (colon > 0 && !line.startsWith("#")) fields.set(line.slice(0, colon), line.slice(colon + 1).trim());
+  }
+  return fields;
+}

@@ -7,19 +7,10 @@
 import { Redis } from "ioredis";
 import type { Config } from "../core/config.ts";
 import { redactUrl } from "../core/config.ts";
+import { infoFields } from "../core/redis.ts";
 import { ALL_ROLES, type CheckResult, reason, result } from "./check.ts";
 
 const PERSISTENCE_FIX = "appendonly yes and appendfsync everysec (or always) in redis.conf, or CONFIG SET appendonly yes then CONFIG REWRITE";
-
-/** `INFO` fields, `name:value` per line. */
-function infoFields(text: string): Map<string, string> {
-  const fields = new Map<string, string>();
-  for (const line of text.split(/\r?\n/)) {
-    const colon = line.indexOf(":");
-    if (colon > 0 && !line.startsWith("#")) fields.set(line.slice(0, colon), line.slice(colon + 1).trim());
-  }
-  return fields;
-}
 
 /** CONFIG GET of one parameter; undefined where CONFIG is disabled (managed Redis). */
 async function configGet(redis: Redis, name: string): Promise<string | undefined> {

@@ -1,17 +1,3 @@
-/**
- * The dashboard against hostile or careless requests, on the real services:
- * - Bull Board's `jobsPerPage` is capped (one read-only request used to list
- *   every job with its data);
- * - failure reasons and stack traces in Bull Board's API, and errors in
- *   /api/jobs, have URL credentials masked;
- * - a malformed percent-escape in a path is a 400, not a 500;
- * - a burst of diff requests runs at most MAX_RUNNING_DIFFS hg processes at
- *   once (the diff back end is the real hg one, wrapped to count and hold
- *   calls), queues a few more and answers the rest 503 with Retry-After;
- * - helmet's security headers, with a strict CSP outside /queues.
- */
-import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
 import { Queue, Worker } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Lifecycle } from "../../src/core/lifecycle.ts";
@@ -22,9 +8,9 @@ import { diffBackends } from "../../src/dashboard/extras.ts";
 import { MAX_RUNNING_DIFFS, MAX_WAITING_DIFFS } from "../../src/dashboard/read-api.ts";
 import { type DashboardHandle, startDashboard } from "../../src/dashboard/server.ts";
 import type { VcsBackend } from "../../src/vcs/backend.ts";
-import { clonePathFor } from "../../src/vcs/clone-path.ts";
 import { syntheticMessage } from "../support/synthetic-jobs.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
+import { createTwoRevisionClone } from "../support/two-revision-clone.ts";
 import { waitFor } from "../support/wait-for.ts";
 
 const REPO_URL = "http://127.0.0.1:1/l10n-central/fr";
@@ -62,25 +48,9 @@ const countingHg: VcsBackend = {
   },
 };
 
-function hg(cwd: string, ...args: string[]): string {
-  return execFileSync("hg", args, {
-    cwd,
-    encoding: "utf8",
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HGPLAIN: "1", HGUSER: "Test <test@example.org>" },
-  });
-}
-
 beforeAll(async () => {
   env = await createTestEnvironment("dashboard-hostile");
-  const clone = clonePathFor(env.clonesDir, REPO_URL);
-  mkdirSync(clone, { recursive: true });
-  hg(clone, "init");
-  writeFileSync(`${clone}/a.ftl`, "a = A\n");
-  hg(clone, "add", "a.ftl");
-  hg(clone, "commit", "-m", "first");
-  writeFileSync(`${clone}/a.ftl`, "a = B\n");
-  hg(clone, "commit", "-m", "second");
-  revisions = hg(clone, "log", "-T", "{node}\n", "-r", "0:").trim().split("\n");
+  revisions = createTwoRevisionClone(env.clonesDir, REPO_URL, "a.ftl", "a = A\n", "a = B\n");
   await env.db.repository.create({ data: { name: "l10n-central/fr", url: REPO_URL, kind: "hg" } });
 
   const log = createLogger("silent", "test");

@@ -1,10 +1,3 @@
-/**
- * /metrics (BullMQ and Pulse queue depths, the latter from AMQP and from a
- * stand-in of the RabbitMQ management API) and the read-only JSON API,
- * including repository names with '/' and diffs served from a real hg clone.
- */
-import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import amqp from "amqplib";
@@ -14,8 +7,8 @@ import { Lifecycle } from "../../src/core/lifecycle.ts";
 import { createLogger } from "../../src/core/log.ts";
 import { diffBackends } from "../../src/dashboard/extras.ts";
 import { type DashboardHandle, startDashboard } from "../../src/dashboard/server.ts";
-import { clonePathFor } from "../../src/vcs/clone-path.ts";
 import { createTestEnvironment, SERVICES, type TestEnvironment } from "../support/test-environment.ts";
+import { createTwoRevisionClone } from "../support/two-revision-clone.ts";
 
 let env: TestEnvironment;
 let lifecycle: Lifecycle;
@@ -24,14 +17,6 @@ let management: Server;
 const managementRequests: Array<{ path: string; authorization: string | undefined }> = [];
 const REPO_URL = "http://127.0.0.1:1/l10n-central/de";
 let revisions: string[] = [];
-
-function hg(cwd: string, ...args: string[]): string {
-  return execFileSync("hg", args, {
-    cwd,
-    encoding: "utf8",
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HGPLAIN: "1", HGUSER: "Test <test@example.org>" },
-  });
-}
 
 beforeAll(async () => {
   env = await createTestEnvironment("dashboard-api");
@@ -59,15 +44,7 @@ beforeAll(async () => {
   await connection.close();
 
   // A repository with a push and a real hg clone to diff in.
-  const clone = clonePathFor(env.clonesDir, REPO_URL);
-  mkdirSync(clone, { recursive: true });
-  hg(clone, "init");
-  writeFileSync(`${clone}/browser.ftl`, "hello = Hallo\n");
-  hg(clone, "add", "browser.ftl");
-  hg(clone, "commit", "-m", "first");
-  writeFileSync(`${clone}/browser.ftl`, "hello = Hallo Welt\n");
-  hg(clone, "commit", "-m", "second");
-  revisions = hg(clone, "log", "-T", "{node}\n", "-r", "0:").trim().split("\n");
+  revisions = createTwoRevisionClone(env.clonesDir, REPO_URL, "browser.ftl", "hello = Hallo\n", "hello = Hallo Welt\n");
   const locale = await env.db.locale.create({ data: { code: "de" } });
   const repository = await env.db.repository.create({ data: { name: "l10n-central/de", url: REPO_URL, kind: "hg", localeId: locale.id, lastPushId: 1 } });
   const changeset = await env.db.changeset.create({
