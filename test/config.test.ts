@@ -73,6 +73,38 @@ describe("configuration", () => {
     });
   });
 
+  it("finds Redis through Sentinel or a Cluster when told, and keeps Cluster keys of one queue in one slot", () => {
+    expect(loadConfig({}).redis.topology).toEqual({ kind: "single" });
+    expect(loadConfig({ REDIS_SENTINELS: "10.0.0.1:26379, sentinel-b:26380", REDIS_SENTINEL_MASTER: "bullmq" }).redis.topology).toEqual({
+      kind: "sentinel",
+      sentinels: [
+        { host: "10.0.0.1", port: 26379 },
+        { host: "sentinel-b", port: 26380 },
+      ],
+      master: "bullmq",
+      password: undefined,
+    });
+    const cluster = loadConfig({ REDIS_CLUSTER_NODES: "127.0.0.1:7000,127.0.0.1:7001" });
+    expect(cluster.redis.topology).toEqual({
+      kind: "cluster",
+      nodes: [
+        { host: "127.0.0.1", port: 7000 },
+        { host: "127.0.0.1", port: 7001 },
+      ],
+    });
+    // Unset, the prefix becomes a hash tag; set without one, it is refused rather than silently renamed.
+    expect(cluster.redis.prefix).toBe("{bull}");
+    expect(loadConfig({ REDIS_CLUSTER_NODES: "127.0.0.1:7000", BULLMQ_PREFIX: "{elmo}" }).redis.prefix).toBe("{elmo}");
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: "127.0.0.1:7000", BULLMQ_PREFIX: "elmo" })).toThrow(
+      /BULLMQ_PREFIX: must be a \{hash tag\} on Redis Cluster, e\.g\. \{elmo\}/,
+    );
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: "127.0.0.1:7000", REDIS_SENTINELS: "127.0.0.1:26379" })).toThrow(
+      /cannot be set together with REDIS_SENTINELS/,
+    );
+    expect(() => loadConfig({ REDIS_SENTINELS: "127.0.0.1" })).toThrow(/REDIS_SENTINELS: must be a comma-separated list of host:port/);
+    expect(() => loadConfig({ BULLMQ_PREFIX: "{a}b" })).toThrow(/BULLMQ_PREFIX/);
+  });
+
   it("never puts a secret into an error", () => {
     const attempt = () => loadConfig({ DATABASE_URL: "mysql://admin:hunter2@db/x" });
     expect(attempt).toThrow(/DATABASE_URL/);

@@ -31,13 +31,13 @@ import { pulseFeeds } from "../core/config.ts";
 import type { Lifecycle } from "../core/lifecycle.ts";
 import type { Logger } from "../core/log.ts";
 import { bridgePaused, messagesConsumed, messagesDeadLettered, messagesEnqueued, messagesIgnored } from "../core/metrics.ts";
-import { createRedis } from "../core/redis.ts";
+import { createRedis, isCluster } from "../core/redis.ts";
+import { ensureDurability, replicaWait } from "../core/redis-durability.ts";
 import { queueTelemetry, startSpan, tracingOn } from "../core/tracing.ts";
 import { type IncomingMessage, originalMessage, type RouteDecision, routeMessage } from "../routing/route-message.ts";
 import { Enqueuer } from "./enqueuer.ts";
 import { FeedConsumer, type FeedStatus } from "./feed-consumer.ts";
 import { feedSource } from "./feed-source.ts";
-import { ensureDurability, replicaWait } from "./redis-durability.ts";
 import { coalesceWrites } from "./write-coalescer.ts";
 
 export interface BridgeOptions {
@@ -78,7 +78,7 @@ export async function startBridge(options: BridgeOptions): Promise<BridgeHandle>
 
   // Fail-fast producer connection: while Redis is away, adds reject at once
   // (no offline queue), which is what pauses the bridge.
-  const redis = createRedis(config.redis.url, "producer");
+  const redis = createRedis(config.redis, "producer");
   let redisDown = false;
   redis.on("error", (error: Error) => {
     if (!redisDown) log.warn({ err: error.message }, "Redis connection error");
@@ -91,7 +91,7 @@ export async function startBridge(options: BridgeOptions): Promise<BridgeHandle>
   // REDIS_DURABILITY: refuse to start (before consuming anything) when this Redis cannot give it.
   const durability = config.redis.durability;
   try {
-    await ensureDurability(redis, config.redis.url, durability, log);
+    await ensureDurability(redis, config.redis, durability, log);
   } catch (error) {
     redis.disconnect();
     throw error;
@@ -105,7 +105,8 @@ export async function startBridge(options: BridgeOptions): Promise<BridgeHandle>
     queues,
     log,
     isConnected: () => redis.status === "ready",
-    beforeSend: coalesceWrites(redis),
+    // A Cluster writes to several sockets, one per node: nothing to cork.
+    ...(isCluster(redis) ? {} : { beforeSend: coalesceWrites(redis) }),
     ...(durability.mode === "replicas" ? { afterAdd: replicaWait(redis, durability.replicas, durability.waitTimeoutMs) } : {}),
     deadLetterRetention: config.deadLetters,
     ...(options.redisRetryMaxDelayMs !== undefined ? { retryMaxDelayMs: options.redisRetryMaxDelayMs } : {}),

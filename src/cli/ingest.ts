@@ -17,7 +17,7 @@ function runNumber(value: string): number {
 /** The contract's queues on a producer connection that fails fast when Redis does not answer. */
 async function withQueues<T>(config: Config, work: (queues: import("../contract/queues.ts").Queues) => Promise<T>): Promise<T> {
   const [{ createRedis }, { closeQueues, openQueues }] = await Promise.all([import("../core/redis.ts"), import("../contract/queues.ts")]);
-  const redis = createRedis(config.redis.url, "producer", { lazyConnect: true, connectTimeout: 5_000, retryStrategy: () => null });
+  const redis = createRedis(config.redis, "producer", { lazyConnect: true, connectTimeout: 5_000, retryStrategy: () => null });
   try {
     await redis.connect().catch(async (error: Error) => {
       const { redactText } = await import("../core/redact.ts");

@@ -46,12 +46,22 @@ export function registerReplay(program: Command, context: CliContext): void {
       if (options.id && !options.deadLetter) throw new Error("--id goes with --dead-letter");
       const config = await context.config();
       const [{ createRedis }, { closeQueues, openQueues }] = await Promise.all([import("../core/redis.ts"), import("../contract/queues.ts")]);
-      const redis = createRedis(config.redis.url, "worker");
+      const redis = createRedis(config.redis, "worker");
       const queues = openQueues(redis, config.redis.prefix);
       try {
         if (options.poison) {
-          const { replayPoison } = await import("../replay/poison-queue.ts");
-          const summary = await replayPoison(config, queues, { dryRun: Boolean(options.dryRun) });
+          const [{ replayPoison }, { ensureDurability, replicaWait }, { createLogger }] = await Promise.all([
+            import("../replay/poison-queue.ts"),
+            import("../core/redis-durability.ts"),
+            import("../core/log.ts"),
+          ]);
+          // Each message leaves the poison queue once Redis has its job, as REDIS_DURABILITY means it.
+          const { durability } = config.redis;
+          await ensureDurability(redis, config.redis, durability, createLogger(config.logLevel, "replay"));
+          const summary = await replayPoison(config, queues, {
+            dryRun: Boolean(options.dryRun),
+            ...(durability.mode === "replicas" ? { afterAdd: replicaWait(redis, durability.replicas, durability.waitTimeoutMs) } : {}),
+          });
           if (options.json) return void console.log(JSON.stringify(summary, null, 2));
           for (const o of summary.outcomes) {
             const dropped = o.droppedHeaders.length ? `; headers dropped: ${o.droppedHeaders.join(", ")}` : "";

@@ -1,12 +1,12 @@
 /** The BullMQ queues of the contract (hg-sync, tc-ingest, dead-letter), opened with one shared connection. */
 import { Queue, type Telemetry } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../core/redis.ts";
 import { type AnyJobRequest, DEFAULT_JOB_OPTIONS, type JobPayloads, QUEUE_NAMES, type QueueName } from "./contracts.ts";
 
 export type Queues = { [Q in QueueName]: Queue<JobPayloads[Q]> };
 
 /** With `telemetry` (src/core/tracing.ts, queueTelemetry), each add stores the active trace context in the job's options. */
-export function openQueues(connection: Redis, prefix: string, telemetry?: Telemetry): Queues {
+export function openQueues(connection: RedisClient, prefix: string, telemetry?: Telemetry): Queues {
   const entries = QUEUE_NAMES.map((name) => [
     name,
     new Queue(name, { connection, prefix, defaultJobOptions: DEFAULT_JOB_OPTIONS[name], ...(telemetry ? { telemetry } : {}) }),

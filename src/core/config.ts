@@ -73,8 +73,11 @@ export interface Config {
     artifactHosts: string[];
   };
   redis: {
+    /** A single server; with Sentinel or Cluster only its user, password, TLS (rediss:) and database number are used. */
     url: string;
-    /** BullMQ key prefix; lets several installations (or test runs) share one Redis. */
+    /** How Redis is reached: one server, a master found through Sentinel, or a Cluster (src/core/redis.ts). */
+    topology: RedisTopology;
+    /** BullMQ key prefix; lets several installations (or test runs) share one Redis. On Cluster it holds a hash tag (`{bull}`). */
     prefix: string;
     /** What "Redis has the job" means before the bridge acks its message (src/bridge/redis-durability.ts). */
     durability: RedisDurability;
@@ -122,6 +125,16 @@ export interface Config {
   /** OpenTelemetry traces (src/core/tracing.ts): off when `endpoint` is undefined. */
   tracing: { endpoint: string | undefined };
 }
+
+export interface HostAndPort {
+  host: string;
+  port: number;
+}
+
+export type RedisTopology =
+  | { kind: "single" }
+  | { kind: "sentinel"; sentinels: HostAndPort[]; master: string; password: string | undefined }
+  | { kind: "cluster"; nodes: HostAndPort[] };
 
 /**
  * REDIS_DURABILITY: `memory` (Redis accepted the add), `fsync` (Redis runs AOF
@@ -208,6 +221,27 @@ const duration = z
   });
 
 const queueWord = z.string().regex(/^[A-Za-z0-9_.-]+$/, "may only contain letters, digits, '.', '_' and '-'");
+
+/** `host:port,host:port`: Sentinels or Cluster seed nodes. */
+const hostAndPortList = z
+  .string()
+  .transform((v) =>
+    v
+      .split(",")
+      .map((entry) => entry.trim())
+      .filter(Boolean),
+  )
+  .pipe(
+    z
+      .array(z.string().regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, "must be a comma-separated list of host:port"))
+      .min(1, "must name at least one host:port")
+      .transform((entries) =>
+        entries.map((entry) => {
+          const colon = entry.lastIndexOf(":");
+          return { host: entry.slice(0, colon), port: Number(entry.slice(colon + 1)) };
+        }),
+      ),
+  );
 
 const extraSourcesSchema = z.array(
   z.object({
@@ -321,7 +355,34 @@ const VARIABLES = {
     meaning: "hosts artifact downloads may be redirected to, besides the root URLs' hosts (host, host:port, *.domain)",
   }),
   REDIS_URL: variable({ schema: url(["redis:", "rediss:"]), default: "redis://127.0.0.1:6379", secret: true, meaning: "BullMQ's Redis" }),
-  BULLMQ_PREFIX: variable({ schema: queueWord, default: "bull", meaning: "BullMQ key prefix in Redis" }),
+  REDIS_SENTINELS: variable({
+    schema: hostAndPortList.optional(),
+    shownDefault: "unset",
+    meaning:
+      "host:port,… of Redis Sentinels: when set, every connection goes to the master they name (REDIS_URL then gives only credentials, TLS and database)",
+  }),
+  REDIS_SENTINEL_MASTER: variable({
+    schema: z.string().regex(/^[A-Za-z0-9_.-]+$/, "must be a Sentinel master name"),
+    default: "mymaster",
+    meaning: "with REDIS_SENTINELS: the master's name",
+  }),
+  REDIS_SENTINEL_PASSWORD: variable({
+    schema: z.string().optional(),
+    shownDefault: "unset",
+    secret: true,
+    meaning: "with REDIS_SENTINELS: the sentinels' own password (secret)",
+  }),
+  REDIS_CLUSTER_NODES: variable({
+    schema: hostAndPortList.optional(),
+    shownDefault: "unset",
+    meaning: "host:port,… of some Redis Cluster nodes: when set, Redis is a Cluster (REDIS_URL then gives only credentials and TLS)",
+  }),
+  BULLMQ_PREFIX: variable({
+    schema: z.string().regex(/^(\{[A-Za-z0-9_.-]+\}|[A-Za-z0-9_.-]+)$/, "may only contain letters, digits, '.', '_' and '-', optionally inside one {hash tag}"),
+    default: "bull",
+    shownDefault: "bull ({bull} on Cluster)",
+    meaning: "BullMQ key prefix in Redis; on Cluster it must be a {hash tag} so that each queue's keys share a slot",
+  }),
   REDIS_DURABILITY: variable({
     schema: z
       .string()
@@ -455,6 +516,27 @@ function withCredentials(brokerUrl: string, user: string, password: string): str
   return parsed.toString();
 }
 
+function redisTopology(env: Env): RedisTopology {
+  const sentinels = get(env, "REDIS_SENTINELS");
+  const master = get(env, "REDIS_SENTINEL_MASTER");
+  const password = get(env, "REDIS_SENTINEL_PASSWORD");
+  const nodes = get(env, "REDIS_CLUSTER_NODES");
+  if (sentinels && nodes)
+    throw new ConfigError("REDIS_CLUSTER_NODES", "cannot be set together with REDIS_SENTINELS (Redis is either a Cluster or found through Sentinel)");
+  if (sentinels) return { kind: "sentinel", sentinels, master, password };
+  if (nodes) return { kind: "cluster", nodes };
+  return { kind: "single" };
+}
+
+// BullMQ's scripts touch several keys of one queue at once; on a Cluster they
+// must share a hash slot, which a {hash tag} in the prefix guarantees.
+function bullmqPrefix(env: Env, topology: RedisTopology): string {
+  const prefix = get(env, "BULLMQ_PREFIX");
+  if (topology.kind !== "cluster" || prefix.startsWith("{")) return prefix;
+  if (read(env, "BULLMQ_PREFIX") === undefined) return `{${prefix}}`;
+  throw new ConfigError("BULLMQ_PREFIX", `must be a {hash tag} on Redis Cluster, e.g. {${prefix}} (got ${JSON.stringify(prefix)})`);
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const logLevel = get(env, "LOG_LEVEL");
 
@@ -464,6 +546,8 @@ export function loadConfig(env: Env = process.env): Config {
   const password = get(env, "PULSE_PASSWORD", decodeURIComponent(fromUrl.password));
   const queueName = get(env, "PULSE_QUEUE");
   const extraSources = get(env, "TC_EXTRA_SOURCES");
+
+  const topology = redisTopology(env);
 
   const dashboardUser = get(env, "DASHBOARD_USER");
   const dashboardPassword = get(env, "DASHBOARD_PASSWORD");
@@ -496,7 +580,8 @@ export function loadConfig(env: Env = process.env): Config {
     },
     redis: {
       url: get(env, "REDIS_URL"),
-      prefix: get(env, "BULLMQ_PREFIX"),
+      topology,
+      prefix: bullmqPrefix(env, topology),
       durability: { ...get(env, "REDIS_DURABILITY"), waitTimeoutMs: get(env, "REDIS_WAIT_TIMEOUT"), unchecked: get(env, "REDIS_DURABILITY_UNCHECKED") },
     },
     database: {

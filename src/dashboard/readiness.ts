@@ -4,7 +4,7 @@
  * the dependencies that failed and why (never with credentials).
  */
 
-import type { Redis } from "../core/redis.ts";
+import type { RedisClient } from "../core/redis.ts";
 import type { Database } from "../storage/prisma.ts";
 import { type BrokerProbe, withTimeout } from "./broker-probe.ts";
 import { redactText } from "./redact-secrets.ts";
@@ -15,7 +15,7 @@ export interface ReadinessReport {
 }
 
 export interface ReadinessDependencies {
-  redis: Redis;
+  redis: RedisClient;
   db: Database;
   /** One probe per broker connection, by connection name ("pulse", extra sources). */
   brokers: Map<string, BrokerProbe>;

@@ -74,7 +74,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   const { config, lifecycle } = options;
   const log = options.log.child({ component: "dashboard" });
 
-  const redis = createRedis(config.redis.url, "producer");
+  const redis = createRedis(config.redis, "producer");
   redis.on("error", (error) => log.debug({ err: error.message }, "redis connection error"));
   const db = options.db ?? openDatabase(config.database, { atMost: 5 });
   const queues = openQueues(redis, config.redis.prefix);

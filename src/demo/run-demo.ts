@@ -77,7 +77,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     const roles = await startAllRoles({ config, log, lifecycle });
     const db = openDatabase(config.database, { atMost: 2 });
     lifecycle.defer("demo database", () => db.$disconnect());
-    const redis = createRedis(config.redis.url, "worker");
+    const redis = createRedis(config.redis, "worker");
     lifecycle.defer("demo redis", () => redis.quit().catch(() => redis.disconnect()));
     const queues = openQueues(redis, config.redis.prefix);
     lifecycle.defer("demo queues", () => closeQueues(queues));

@@ -25,7 +25,7 @@
 import { type Job, type Queue, QueueEvents, type Worker } from "bullmq";
 import type { QueueName } from "../contract/contracts.ts";
 import type { Logger } from "../core/log.ts";
-import { createRedis, type Redis } from "../core/redis.ts";
+import { createRedis, type RedisClient, type RedisConnection } from "../core/redis.ts";
 import type { Database } from "../storage/prisma.ts";
 
 type JobRecordState = "completed" | "retrying" | "failed" | "stalled";
@@ -99,7 +99,7 @@ export interface JobHistoryOptions {
   // biome-ignore lint/suspicious/noExplicitAny: any pool's worker; only its events and name are used
   worker: Worker<any>;
   db: Database;
-  redisUrl: string;
+  redis: RedisConnection;
   prefix: string;
   log: Logger;
   /** How often the finished sets are swept; default 10 s. */
@@ -142,7 +142,7 @@ export async function startJobHistory(options: JobHistoryOptions): Promise<JobHi
 
   // Stalls are detected by whichever worker runs the stalled checker, maybe
   // in another process: listen on the queue's event stream.
-  const eventsConnection: Redis = createRedis(options.redisUrl, "worker");
+  const eventsConnection: RedisClient = createRedis(options.redis, "worker");
   const events = new QueueEvents(queueName, { connection: eventsConnection, prefix: options.prefix, autorun: true });
   events.on("error", (error) => log.warn({ err: (error as Error).message }, "queue events error"));
   events.on("stalled", ({ jobId }) => {
@@ -180,7 +180,7 @@ export async function startJobHistory(options: JobHistoryOptions): Promise<JobHi
   // takes this short lease sweeps, the others skip that round.
   const intervalMs = options.sweepIntervalMs ?? 10_000;
   const leaseKey = `${options.prefix}:${queueName}:job-history-sweep`;
-  const leaseConnection: Redis = createRedis(options.redisUrl, "producer");
+  const leaseConnection: RedisClient = createRedis(options.redis, "producer");
   const takeLease = async () => (await leaseConnection.set(leaseKey, options.worker.name || "worker", "PX", Math.max(intervalMs - 100, 100), "NX")) === "OK";
   let sweeping: Promise<unknown> = Promise.resolve();
   const runSweep = (force = false) => {

@@ -7,7 +7,7 @@ import type { JobPayloads, QueueName } from "../contract/contracts.ts";
 import type { Queues } from "../contract/queues.ts";
 import type { Config } from "../core/config.ts";
 import type { Logger } from "../core/log.ts";
-import type { Redis } from "../core/redis.ts";
+import type { RedisClient } from "../core/redis.ts";
 import type { Database } from "../storage/prisma.ts";
 
 export interface PoolContext {
@@ -15,7 +15,7 @@ export interface PoolContext {
   log: Logger;
   db: Database;
   /** A non-blocking connection for locks and adds (not the worker's blocking one). */
-  redis: Redis;
+  redis: RedisClient;
   queues: Queues;
   /** Stable name of this worker process, e.g. `<host>:<pid>`. */
   workerName: string;

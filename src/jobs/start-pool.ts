@@ -35,7 +35,7 @@ export async function startPool<Q extends QueueName>(definition: PoolDefinition<
   const concurrency = options.concurrency ?? definition.defaultConcurrency(config);
   const workerName = `${hostname()}:${process.pid}`;
 
-  const redis = createRedis(config.redis.url, "worker");
+  const redis = createRedis(config.redis, "worker");
   redis.on("error", (error) => log.warn({ err: error.message }, "redis connection error"));
   lifecycle.defer("redis", () => redis.quit().catch(() => redis.disconnect()));
   const db = options.db ?? openDatabase(config.database);
@@ -47,7 +47,7 @@ export async function startPool<Q extends QueueName>(definition: PoolDefinition<
   lifecycle.defer(`${definition.queue} runtime`, () => runtime.close?.());
 
   // BullMQ does not close a connection it was handed; released after the worker.
-  const workerConnection = createRedis(config.redis.url, "worker");
+  const workerConnection = createRedis(config.redis, "worker");
   lifecycle.defer("worker redis", () => workerConnection.quit().catch(() => workerConnection.disconnect()));
   const worker = new Worker<JobPayloads[Q]>(
     definition.queue,
@@ -82,7 +82,7 @@ export async function startPool<Q extends QueueName>(definition: PoolDefinition<
     queue: queues[definition.queue],
     worker,
     db,
-    redisUrl: config.redis.url,
+    redis: config.redis,
     prefix: config.redis.prefix,
     log,
     ...(options.historySweepIntervalMs ? { sweepIntervalMs: options.historySweepIntervalMs } : {}),

@@ -49,7 +49,13 @@ interface DeathRecord {
   "routing-keys"?: unknown;
 }
 
-export async function replayPoison(config: Config, queues: Queues, options: { dryRun?: boolean } = {}): Promise<PoisonReplaySummary> {
+export interface PoisonReplayOptions {
+  dryRun?: boolean;
+  /** Awaited after each add, before its message is acked (REDIS_DURABILITY=replicas:N: WAIT). */
+  afterAdd?: () => Promise<void>;
+}
+
+export async function replayPoison(config: Config, queues: Queues, options: PoisonReplayOptions = {}): Promise<PoisonReplaySummary> {
   const feeds = pulseFeeds(config);
   const summary: PoisonReplaySummary = { dryRun: Boolean(options.dryRun), queues: [], outcomes: [] };
   // One poison queue per connection (and user); feeds of one connection share it.
@@ -63,7 +69,7 @@ export async function replayPoison(config: Config, queues: Queues, options: { dr
       connectionName: `pulse-bridge replay --poison ${poison.poisonQueue}`,
       mode: "snapshot",
       onMessage: async (message) => {
-        const outcome = await replayOne(message, poison, feeds, config, queues, Boolean(options.dryRun));
+        const outcome = await replayOne(message, poison, feeds, config, queues, options);
         summary.outcomes.push(outcome);
         return !options.dryRun && outcome.outcome !== "unroutable" && outcome.outcome !== "failed";
       },
@@ -80,7 +86,7 @@ async function replayOne(
   feeds: PulseFeed[],
   config: Config,
   queues: Queues,
-  dryRun: boolean,
+  { dryRun, afterAdd }: PoisonReplayOptions,
 ): Promise<PoisonOutcome> {
   const from = typeof message.headers["x-first-death-queue"] === "string" ? message.headers["x-first-death-queue"] : "";
   const reason = typeof message.headers["x-first-death-reason"] === "string" ? message.headers["x-first-death-reason"] : "unknown";
@@ -114,7 +120,10 @@ async function replayOne(
     return { ...base, outcome: "failed", detail: `routing failed: ${(error as Error).message}: left in the poison queue` };
   }
   if (decision.action === "ignore") return { ...base, outcome: "ignored", detail: decision.reason };
-  if (!dryRun) await addJob(queues, decision.job);
+  if (!dryRun) {
+    await addJob(queues, decision.job);
+    await afterAdd?.();
+  }
   return decision.action === "dead-letter"
     ? { ...base, outcome: "dead-lettered", detail: `dead-letter ${decision.job.opts.jobId}: ${decision.job.data.reason}` }
     : { ...base, outcome: "enqueued", detail: `${decision.job.queue} ${decision.job.opts.jobId}` };

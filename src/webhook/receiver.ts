@@ -34,6 +34,7 @@ import type { Lifecycle } from "../core/lifecycle.ts";
 import type { Logger } from "../core/log.ts";
 import { registry, webhookDeliveries, webhookDuration } from "../core/metrics.ts";
 import { createRedis } from "../core/redis.ts";
+import { ensureDurability, replicaWait } from "../core/redis-durability.ts";
 import { webhookPushJob } from "../routing/route-message.ts";
 import { WEBHOOK_OUTCOMES, type WebhookOutcome } from "./outcomes.ts";
 import { checkSignature, SIGNATURE_HEADER } from "./signature.ts";
@@ -126,8 +127,15 @@ export async function startWebhookReceiver(options: WebhookReceiverOptions): Pro
   const secret = config.webhook.secret;
   if (!secret) throw new Error("GITHUB_WEBHOOK_SECRET is not set: the webhook receiver needs the secret configured on GitHub");
 
-  const redis = createRedis(config.redis.url, "producer");
+  const redis = createRedis(config.redis, "producer");
   redis.on("error", (error) => log.debug({ err: error.message }, "redis connection error"));
+  // A 2xx tells GitHub the delivery is kept: only once Redis has it as REDIS_DURABILITY means it.
+  const { durability } = config.redis;
+  await ensureDurability(redis, config.redis, durability, log).catch((error: Error) => {
+    redis.disconnect();
+    throw error;
+  });
+  const afterAdd = durability.mode === "replicas" ? replicaWait(redis, durability.replicas, durability.waitTimeoutMs) : undefined;
   const queues: Queues = openQueues(redis, config.redis.prefix);
   for (const queue of Object.values(queues)) queue.on("error", (error) => log.debug({ err: error.message }, "queue error"));
 
@@ -176,6 +184,7 @@ export async function startWebhookReceiver(options: WebhookReceiverOptions): Pro
         // duplicate apart (a race between two copies only changes the label).
         if (await queue.getJob(job.opts.jobId)) return "duplicate" as const;
         await addJob(queues, job);
+        await afterAdd?.();
         return "accepted" as const;
       };
       const outcome = await withTimeout(enqueue(), ENQUEUE_TIMEOUT_MS, "Redis");

@@ -111,6 +111,7 @@ describe("pulse-bridge doctor", () => {
       "migrations",
       "redis",
       "redis eviction",
+      "redis durability",
       "rabbitmq pulse",
       "exchanges pulse",
       "queue hgpushes",
@@ -141,6 +142,24 @@ describe("pulse-bridge doctor", () => {
     expect(code).toBe(1);
     expect(failed(report)).toEqual(["redis eviction"]);
     expect(find(report, "redis eviction")).toMatchObject({ detail: expect.stringContaining("allkeys-lru"), fix: expect.stringContaining("noeviction") });
+  });
+
+  it("a Redis that cannot give REDIS_DURABILITY fails as the bridge would refuse it, or warns when told to run anyway", async () => {
+    // The machine's Redis keeps nothing on disk.
+    const refused = await doctor({ REDIS_DURABILITY: "fsync" });
+    expect(refused.code).toBe(1);
+    expect(failed(refused.report)).toEqual(["redis durability"]);
+    expect(find(refused.report, "redis durability")).toMatchObject({
+      detail: expect.stringMatching(/^REDIS_DURABILITY=fsync is not given: it runs appendonly no, .*the bridge refuses to start$/),
+      fix: expect.stringContaining("appendfsync always"),
+      neededBy: ["bridge", "webhook", "replay"],
+    });
+    const replicas = await doctor({ REDIS_DURABILITY: "replicas:2", REDIS_DURABILITY_UNCHECKED: "true" });
+    expect(replicas.code).toBe(0);
+    expect(find(replicas.report, "redis durability")).toMatchObject({
+      status: "warn",
+      detail: expect.stringContaining("it has 0 replicas online (connected_slaves 0), fewer than 2; roles run anyway"),
+    });
   });
 
   it("exchanges nobody declared fail the exchanges check", async () => {

@@ -27,7 +27,7 @@ export async function requestSyncs(config: Config, repoUrls: readonly string[]):
   if (repoUrls.length === 0) return [];
   // Producer connection: no offline queue, so an unreachable Redis fails
   // within the timeout instead of holding the command forever.
-  const redis = createRedis(config.redis.url, "producer", { lazyConnect: true, connectTimeout: CONNECT_TIMEOUT_MS, retryStrategy: () => null });
+  const redis = createRedis(config.redis, "producer", { lazyConnect: true, connectTimeout: CONNECT_TIMEOUT_MS, retryStrategy: () => null });
   try {
     await redis.connect();
     const queues = openQueues(redis, config.redis.prefix);

@@ -23,7 +23,7 @@ import { addJob, type Queues } from "../../contract/queues.ts";
 import type { Config } from "../../core/config.ts";
 import type { Logger } from "../../core/log.ts";
 import { PermanentError } from "../../core/permanent-error.ts";
-import type { Redis } from "../../core/redis.ts";
+import type { RedisClient } from "../../core/redis.ts";
 import { repositoryKey } from "../../core/urls.ts";
 import type { Database } from "../../storage/prisma.ts";
 import { backendFor } from "../../vcs/backends.ts";
@@ -42,7 +42,7 @@ export type SyncResult = { skipped: string; repoUrl: string } | { reconciled: nu
 export interface ProcessorDeps {
   config: Config;
   db: Database;
-  redis: Redis;
+  redis: RedisClient;
   queues: Queues;
   log: Logger;
   workerName: string;
@@ -162,6 +162,7 @@ export async function processHgSyncJob(deps: ProcessorDeps, job: Job<HgSyncJob>,
         staleAfterMs: config.hgSync.lockTtlMs,
         assertHeld: () => lock.assertHeld(),
         signal: lock.signal,
+        reportProgress: (progress) => job.updateProgress({ ...progress }),
       },
       current,
       work,

@@ -10,7 +10,7 @@
  * and `signal` aborts: the sync stops before its next write.
  */
 import { randomBytes } from "node:crypto";
-import type { Redis } from "../../core/redis.ts";
+import type { RedisClient } from "../../core/redis.ts";
 
 const RENEW = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("pexpire", KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`;
@@ -21,13 +21,13 @@ export class RepositoryLock {
   private readonly abort = new AbortController();
 
   private constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     readonly key: string,
     private readonly ttlMs: number,
   ) {}
 
   /** The lock, or undefined when someone else holds it. */
-  static async acquire(redis: Redis, key: string, ttlMs: number): Promise<RepositoryLock | undefined> {
+  static async acquire(redis: RedisClient, key: string, ttlMs: number): Promise<RepositoryLock | undefined> {
     const lock = new RepositoryLock(redis, key, ttlMs);
     const ok = await redis.set(key, lock.token, "PX", ttlMs, "NX");
     if (ok !== "OK") return undefined;

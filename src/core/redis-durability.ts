@@ -13,17 +13,24 @@
  *   Redis outage (enqueuer.ts: held, consumption paused, retried; the re-add
  *   of a deterministic job id is a no-op), so nothing is acked early.
  *
- * The check runs once, at start: persistence through CONFIG GET (and INFO
- * persistence for the last write), replicas through INFO replication. When
- * Redis cannot give the guarantee the bridge refuses to start, unless
+ * The check runs at start of every role that acks something outside Redis
+ * once Redis has its job (the bridge, the webhook receiver, replay --poison)
+ * and in doctor: persistence through CONFIG GET (and INFO persistence for the
+ * last write), replicas through INFO replication. Through Sentinel it asks
+ * the current master; on a Cluster every master (fsync), and `replicas:N` is
+ * refused there (WAIT covers one node's writes of one connection). When Redis
+ * cannot give the guarantee the role refuses to start, unless
  * REDIS_DURABILITY_UNCHECKED: then it logs an error and reports
  * pulse_bridge_redis_durability_ok 0.
+ *
+ * After a Sentinel failover the new master was a replica configured like the
+ * old one (the tests' and docker-compose's servers share one setting); the
+ * check does not run again.
  */
-import type { RedisDurability } from "../core/config.ts";
-import { redactUrl } from "../core/config.ts";
-import type { Logger } from "../core/log.ts";
-import { redisDurabilityOk } from "../core/metrics.ts";
-import { infoFields, type Redis } from "../core/redis.ts";
+import type { RedisDurability } from "./config.ts";
+import type { Logger } from "./log.ts";
+import { redisDurabilityOk } from "./metrics.ts";
+import { dataNodes, describeRedis, infoFields, isCluster, type Redis, type RedisClient, type RedisConnection } from "./redis.ts";
 
 export class DurabilityError extends Error {
   override name = "DurabilityError";
@@ -41,9 +48,22 @@ async function configValue(redis: Redis, name: string): Promise<string> {
   return reply[1] ?? "(unset)";
 }
 
-/** Why this Redis cannot give `durability`, or undefined when it can. */
-export async function durabilityProblem(redis: Redis, durability: RedisDurability): Promise<string | undefined> {
+/** Why this Redis (every master of a Cluster) cannot give `durability`, or undefined when it can. */
+export async function durabilityProblem(redis: RedisClient, durability: RedisDurability): Promise<string | undefined> {
   if (durability.mode === "memory") return undefined;
+  if (isCluster(redis)) {
+    const nodes = dataNodes(redis);
+    if (durability.mode === "replicas") return "it is a Cluster, where WAIT covers one node's writes: use fsync on every master instead";
+    for (const node of nodes) {
+      const problem = await nodeProblem(node, durability);
+      if (problem) return `master ${node.options.host}:${node.options.port}: ${problem}`;
+    }
+    return nodes.length ? undefined : "no Cluster master is known yet";
+  }
+  return nodeProblem(redis, durability);
+}
+
+async function nodeProblem(redis: Redis, durability: RedisDurability): Promise<string | undefined> {
   if (durability.mode === "fsync") {
     let appendonly: string;
     let appendfsync: string;
@@ -74,7 +94,7 @@ export async function durabilityProblem(redis: Redis, durability: RedisDurabilit
  * Checks at start that `redis` gives what REDIS_DURABILITY asks; throws a
  * DurabilityError saying what to change when it does not (unless unchecked).
  */
-export async function ensureDurability(redis: Redis, url: string, durability: RedisDurability, log: Logger): Promise<void> {
+export async function ensureDurability(redis: RedisClient, connection: RedisConnection, durability: RedisDurability, log: Logger): Promise<void> {
   const name = durabilityName(durability);
   if (durability.mode === "memory") {
     redisDurabilityOk.set(1);
@@ -85,7 +105,11 @@ export async function ensureDurability(redis: Redis, url: string, durability: Re
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         redis.off("ready", ready);
-        reject(new DurabilityError(`Redis at ${redactUrl(url)} did not answer within ${READY_TIMEOUT_MS / 1000} s: cannot check REDIS_DURABILITY=${name}`));
+        reject(
+          new DurabilityError(
+            `Redis at ${describeRedis(connection)} did not answer within ${READY_TIMEOUT_MS / 1000} s: cannot check REDIS_DURABILITY=${name}`,
+          ),
+        );
       }, READY_TIMEOUT_MS);
       const ready = () => {
         clearTimeout(timer);
@@ -100,7 +124,7 @@ export async function ensureDurability(redis: Redis, url: string, durability: Re
     log.info({ durability: name }, "Redis gives the durability REDIS_DURABILITY asks for");
     return;
   }
-  const message = `Redis at ${redactUrl(url)} cannot give REDIS_DURABILITY=${name}: ${problem}`;
+  const message = `Redis at ${describeRedis(connection)} cannot give REDIS_DURABILITY=${name}: ${problem}`;
   if (!durability.unchecked) {
     redisDurabilityOk.set(0);
     throw new DurabilityError(
@@ -116,7 +140,7 @@ export async function ensureDurability(redis: Redis, url: string, durability: Re
  * adds confirmed in one event-loop turn share one WAIT, sent at setImmediate
  * (after this turn's replies, like write-coalescer.ts' batches).
  */
-export function replicaWait(redis: Redis, replicas: number, timeoutMs: number): () => Promise<void> {
+export function replicaWait(redis: RedisClient, replicas: number, timeoutMs: number): () => Promise<void> {
   let batch: Promise<void> | undefined;
   return () =>
     (batch ??= new Promise<void>((resolve, reject) => {
