@@ -7,8 +7,12 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 
 function compose(...args: string[]) {
+  return composeFiles(["docker-compose.yml"], ...args);
+}
+
+function composeFiles(files: string[], ...args: string[]) {
   // A clean environment: the file's defaults, not whatever the shell exports.
-  return spawnSync("docker-compose", ["-f", "docker-compose.yml", ...args], {
+  return spawnSync("docker-compose", [...files.flatMap((file) => ["-f", file]), ...args], {
     encoding: "utf8",
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
     timeout: 30_000,
@@ -36,6 +40,28 @@ describe("Docker deployment", () => {
     expect(resolved.match(/healthcheck:/g)?.length).toBeGreaterThanOrEqual(4);
     // Workers must stay scalable: no fixed container names or host ports.
     expect(resolved).not.toContain("container_name");
+  });
+
+  it("the several-machines file adds Sentinel and PgBouncer, and every role but migrate goes through them", () => {
+    const files = ["docker-compose.yml", "docker-compose.several-machines.yml"];
+    const check = composeFiles(files, "config", "-q");
+    expect(check.status, check.stderr).toBe(0);
+    const services = composeFiles(files, "config", "--services").stdout.split("\n").filter(Boolean);
+    expect(services).toEqual(expect.arrayContaining(["redis-replica", "redis-sentinel-1", "redis-sentinel-2", "redis-sentinel-3", "pgbouncer"]));
+    const resolved = composeFiles(files, "config").stdout;
+    // One block per service: what follows its name up to the next service.
+    const block = (service: string) => resolved.split(/\n {2}(?=[a-z0-9-]+:\n)/).find((b) => b.startsWith(`${service}:\n`)) ?? "";
+    for (const role of ["bridge", "hg-sync", "tc-ingest", "dashboard"]) {
+      expect(block(role), role).toContain("REDIS_SENTINELS: redis-sentinel-1:26379,redis-sentinel-2:26379,redis-sentinel-3:26379");
+      expect(block(role), role).toContain("DATABASE_URL: postgresql://pulse:pulse@pgbouncer:5432/pulse_bridge");
+      expect(block(role), role).toContain("REDIS_DURABILITY: fsync");
+    }
+    // Migrations take an advisory lock for the session: never through a transaction-mode bouncer.
+    expect(block("migrate")).toContain("DATABASE_URL: postgresql://pulse:pulse@postgres:5432/pulse_bridge");
+    expect(block("pgbouncer")).toContain("POOL_MODE: transaction");
+    // Both data servers fsync every write, so a promoted replica keeps REDIS_DURABILITY=fsync.
+    for (const server of ["redis", "redis-replica"]) expect(block(server), server).toMatch(/--appendfsync\s*\n\s*- always/);
+    expect(block("redis-sentinel-1")).toContain("sentinel monitor pulse-bridge redis 6379 2");
   });
 
   it("builds a non-root Node 24 image with Mercurial and git", () => {
