@@ -49,8 +49,12 @@ async function configValue(redis: Redis, name: string): Promise<string> {
 }
 
 /** Why this Redis (every master of a Cluster) cannot give `durability`, or undefined when it can. */
-export async function durabilityProblem(redis: RedisClient, durability: RedisDurability): Promise<string | undefined> {
+export async function durabilityProblem(redis: RedisClient, connection: RedisConnection, durability: RedisDurability): Promise<string | undefined> {
   if (durability.mode === "memory") return undefined;
+  // A failover promotes a replica, which holds only what reached it: the old
+  // master's fsynced AOF is then discarded when it rejoins as a replica.
+  if (durability.mode === "fsync" && connection.topology.kind === "sentinel")
+    return "it is found through Sentinel, and a failover keeps only what reached a replica: use replicas:N (N replicas attached to the master)";
   if (isCluster(redis)) {
     const nodes = dataNodes(redis);
     if (durability.mode === "replicas") return "it is a Cluster, where WAIT covers one node's writes: use fsync on every master instead";
@@ -118,7 +122,7 @@ export async function ensureDurability(redis: RedisClient, connection: RedisConn
       redis.once("ready", ready);
     });
   }
-  const problem = await durabilityProblem(redis, durability);
+  const problem = await durabilityProblem(redis, connection, durability);
   if (problem === undefined) {
     redisDurabilityOk.set(1);
     log.info({ durability: name }, "Redis gives the durability REDIS_DURABILITY asks for");

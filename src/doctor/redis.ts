@@ -120,7 +120,7 @@ async function durabilityCheck(config: Config, client: Parameters<typeof durabil
   const name = `REDIS_DURABILITY=${durabilityName(durability)}`;
   let problem: string | undefined;
   try {
-    problem = await durabilityProblem(client, durability);
+    problem = await durabilityProblem(client, config.redis, durability);
   } catch (error) {
     problem = `it could not be checked (${reason(error)})`;
   }

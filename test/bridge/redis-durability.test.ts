@@ -15,6 +15,8 @@ import { closeQueues, openQueues } from "../../src/contract/queues.ts";
 import { type Config, pulseFeeds } from "../../src/core/config.ts";
 import { createLogger } from "../../src/core/log.ts";
 import { redisDurabilityOk } from "../../src/core/metrics.ts";
+import { durabilityProblem } from "../../src/core/redis-durability.ts";
+import { RepositoryLock } from "../../src/jobs/hg-sync/repository-lock.ts";
 import { type PrivateRedis, startPrivateRedis } from "../support/private-redis.ts";
 import { declareExchanges, openPublisher, type Publisher, queueDepth, taskCompletedMessage } from "../support/pulse.ts";
 import { createTestEnvironment, type TestEnvironment } from "../support/test-environment.ts";
@@ -175,6 +177,47 @@ describe("REDIS_DURABILITY=replicas:1", () => {
       await stop(bridge);
     } finally {
       probe.disconnect();
+    }
+  });
+});
+
+describe("REDIS_DURABILITY with replicas", () => {
+  it("through Sentinel, fsync is refused: a failover keeps only what reached a replica", async () => {
+    const config = env.configWith({ REDIS_SENTINELS: "127.0.0.1:1", REDIS_DURABILITY: "fsync" });
+    const any = new Redis(env.config.redis.url, { maxRetriesPerRequest: 1 });
+    try {
+      expect(await durabilityProblem(any, config.redis, config.redis.durability)).toMatch(/found through Sentinel.*use replicas:N/);
+      expect(await durabilityProblem(any, config.redis, { ...config.redis.durability, mode: "memory" })).toBeUndefined();
+    } finally {
+      any.disconnect();
+    }
+  });
+
+  it("the repository lock counts as taken until a replica has it, so a promoted replica knows its holder", async () => {
+    const master = await redisServer();
+    const replica = await redisServer({ replicaOf: master.port });
+    const redis = new Redis(master.url, { maxRetriesPerRequest: 1 });
+    try {
+      await waitFor("the replica to be online", async () => /slave0:.*state=online/.test(await redis.info("replication")));
+      const wait = { count: 1, timeoutMs: 300 };
+      const held = await RepositoryLock.acquire(redis, "lock:a", 10_000, wait);
+      expect(held).toBeDefined();
+      const onReplica = new Redis(replica.url, { maxRetriesPerRequest: 1 });
+      expect(await onReplica.get("lock:a")).toBe(held!.token);
+      onReplica.disconnect();
+      await held!.release();
+
+      await replica.kill();
+      await waitFor("the master to see the replica gone", async () => !/slave0:.*state=online/.test(await redis.info("replication")));
+      // No replica confirms it: not taken, and not left behind to block the next sync.
+      expect(await RepositoryLock.acquire(redis, "lock:b", 10_000, wait)).toBeUndefined();
+      expect(await redis.exists("lock:b")).toBe(0);
+      // Without replicas asked for, the same master gives it at once.
+      const plain = await RepositoryLock.acquire(redis, "lock:b", 10_000);
+      expect(plain).toBeDefined();
+      await plain!.release();
+    } finally {
+      redis.disconnect();
     }
   });
 });

@@ -54,12 +54,13 @@ describe("Docker deployment", () => {
     for (const role of ["bridge", "hg-sync", "tc-ingest", "dashboard"]) {
       expect(block(role), role).toContain("REDIS_SENTINELS: redis-sentinel-1:26379,redis-sentinel-2:26379,redis-sentinel-3:26379");
       expect(block(role), role).toContain("DATABASE_URL: postgresql://pulse:pulse@pgbouncer:5432/pulse_bridge");
-      expect(block(role), role).toContain("REDIS_DURABILITY: fsync");
+      // Through Sentinel only a replica's copy survives a failover.
+      expect(block(role), role).toContain("REDIS_DURABILITY: replicas:1");
     }
     // Migrations take an advisory lock for the session: never through a transaction-mode bouncer.
     expect(block("migrate")).toContain("DATABASE_URL: postgresql://pulse:pulse@postgres:5432/pulse_bridge");
     expect(block("pgbouncer")).toContain("POOL_MODE: transaction");
-    // Both data servers fsync every write, so a promoted replica keeps REDIS_DURABILITY=fsync.
+    // Both data servers fsync every write too.
     for (const server of ["redis", "redis-replica"]) expect(block(server), server).toMatch(/--appendfsync\s*\n\s*- always/);
     expect(block("redis-sentinel-1")).toContain("sentinel monitor pulse-bridge redis 6379 2");
   });

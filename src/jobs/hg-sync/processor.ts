@@ -113,7 +113,13 @@ export async function processHgSyncJob(deps: ProcessorDeps, job: Job<HgSyncJob>,
   // row was written by hand: check again before any process runs.
   checkRepositoryUrl(target.url, config.clones.allowedHosts);
 
-  const lock = await RepositoryLock.acquire(deps.redis, lockKey(config, target.url), config.hgSync.lockTtlMs);
+  const { durability } = config.redis;
+  const lock = await RepositoryLock.acquire(
+    deps.redis,
+    lockKey(config, target.url),
+    config.hgSync.lockTtlMs,
+    durability.mode === "replicas" ? { count: durability.replicas, timeoutMs: durability.waitTimeoutMs } : undefined,
+  );
   if (!lock) {
     if (!token) throw new Error("repository is being synced by another worker");
     const wait = 500 + Math.floor(Math.random() * 1500);

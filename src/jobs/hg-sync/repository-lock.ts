@@ -8,6 +8,12 @@
  * (compare-and-delete in Lua), so a holder whose lock expired can never
  * delete its successor's. If a renewal finds the lock gone, `lost` turns true
  * and `signal` aborts: the sync stops before its next write.
+ *
+ * Through Sentinel, replication is asynchronous: a lock set just before the
+ * master dies may be missing on the replica promoted in its place, and a
+ * second worker could take it there. With `replicas` (REDIS_DURABILITY=
+ * replicas:N) acquire() WAITs until N replicas have the lock and counts it
+ * as taken otherwise, so a promoted replica always knows the holder.
  */
 import { randomBytes } from "node:crypto";
 import type { RedisClient } from "../../core/redis.ts";
@@ -26,11 +32,15 @@ export class RepositoryLock {
     private readonly ttlMs: number,
   ) {}
 
-  /** The lock, or undefined when someone else holds it. */
-  static async acquire(redis: RedisClient, key: string, ttlMs: number): Promise<RepositoryLock | undefined> {
+  /** The lock, or undefined when someone else holds it (or, with `replicas`, too few replicas confirmed it). */
+  static async acquire(redis: RedisClient, key: string, ttlMs: number, replicas?: { count: number; timeoutMs: number }): Promise<RepositoryLock | undefined> {
     const lock = new RepositoryLock(redis, key, ttlMs);
     const ok = await redis.set(key, lock.token, "PX", ttlMs, "NX");
     if (ok !== "OK") return undefined;
+    if (replicas && (await redis.wait(replicas.count, replicas.timeoutMs)) < replicas.count) {
+      await redis.eval(RELEASE, 1, key, lock.token).catch(() => {});
+      return undefined;
+    }
     lock.timer = setInterval(() => void lock.renew(), Math.max(100, Math.floor(ttlMs / 3)));
     lock.timer.unref();
     return lock;
