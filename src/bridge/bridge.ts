@@ -51,6 +51,8 @@ export interface BridgeOptions {
   reconnectInitialDelayMs?: number;
   reconnectMaxDelayMs?: number;
   redisRetryMaxDelayMs?: number;
+  /** How long the start waits for Redis to give REDIS_DURABILITY after a failover (default 60 s; tests shorten it). */
+  durabilityPatienceMs?: number;
   exchangeRecheckMs?: number;
   /** See FeedConsumerOptions.moveUndecodableAfter (tests shorten it). */
   moveUndecodableAfter?: number;
@@ -91,7 +93,7 @@ export async function startBridge(options: BridgeOptions): Promise<BridgeHandle>
   // REDIS_DURABILITY: refuse to start (before consuming anything) when this Redis cannot give it.
   const durability = config.redis.durability;
   try {
-    await ensureDurability(redis, config.redis, durability, log);
+    await ensureDurability(redis, config.redis, durability, log, options.durabilityPatienceMs);
   } catch (error) {
     redis.disconnect();
     throw error;

@@ -37,6 +37,8 @@ export class DurabilityError extends Error {
 }
 
 const READY_TIMEOUT_MS = 30_000;
+/** How long a start waits, by default, for a passing problem (see Problem) to end. */
+const PASSING_TIMEOUT_MS = 60_000;
 
 /** REDIS_DURABILITY as written in the configuration. */
 export function durabilityName(durability: RedisDurability): string {
@@ -48,26 +50,44 @@ async function configValue(redis: Redis, name: string): Promise<string> {
   return reply[1] ?? "(unset)";
 }
 
+/**
+ * Why Redis cannot give `durability`. `passing`: a state that a failover or a
+ * replica's resync ends by itself within seconds (too few replicas online, a
+ * master just demoted, a Cluster still discovering its masters), as opposed to
+ * a setting someone has to change.
+ */
+interface Problem {
+  text: string;
+  passing: boolean;
+}
+
+const setting = (text: string): Problem => ({ text, passing: false });
+const passing = (text: string): Problem => ({ text, passing: true });
+
 /** Why this Redis (every master of a Cluster) cannot give `durability`, or undefined when it can. */
 export async function durabilityProblem(redis: RedisClient, connection: RedisConnection, durability: RedisDurability): Promise<string | undefined> {
+  return (await findProblem(redis, connection, durability))?.text;
+}
+
+async function findProblem(redis: RedisClient, connection: RedisConnection, durability: RedisDurability): Promise<Problem | undefined> {
   if (durability.mode === "memory") return undefined;
   // A failover promotes a replica, which holds only what reached it: the old
   // master's fsynced AOF is then discarded when it rejoins as a replica.
   if (durability.mode === "fsync" && connection.topology.kind === "sentinel")
-    return "it is found through Sentinel, and a failover keeps only what reached a replica: use replicas:N (N replicas attached to the master)";
+    return setting("it is found through Sentinel, and a failover keeps only what reached a replica: use replicas:N (N replicas attached to the master)");
   if (isCluster(redis)) {
     const nodes = dataNodes(redis);
-    if (durability.mode === "replicas") return "it is a Cluster, where WAIT covers one node's writes: use fsync on every master instead";
+    if (durability.mode === "replicas") return setting("it is a Cluster, where WAIT covers one node's writes: use fsync on every master instead");
     for (const node of nodes) {
       const problem = await nodeProblem(node, durability);
-      if (problem) return `master ${node.options.host}:${node.options.port}: ${problem}`;
+      if (problem) return { ...problem, text: `master ${node.options.host}:${node.options.port}: ${problem.text}` };
     }
-    return nodes.length ? undefined : "no Cluster master is known yet";
+    return nodes.length ? undefined : passing("no Cluster master is known yet");
   }
   return nodeProblem(redis, durability);
 }
 
-async function nodeProblem(redis: Redis, durability: RedisDurability): Promise<string | undefined> {
+async function nodeProblem(redis: Redis, durability: RedisDurability): Promise<Problem | undefined> {
   if (durability.mode === "fsync") {
     let appendonly: string;
     let appendfsync: string;
@@ -75,22 +95,24 @@ async function nodeProblem(redis: Redis, durability: RedisDurability): Promise<s
       appendonly = await configValue(redis, "appendonly");
       appendfsync = await configValue(redis, "appendfsync");
     } catch (error) {
-      return `CONFIG GET is refused (${(error as Error).message}), so appendfsync cannot be checked`;
+      return setting(`CONFIG GET is refused (${(error as Error).message}), so appendfsync cannot be checked`);
     }
     if (appendonly !== "yes" || appendfsync !== "always") {
-      return `it runs appendonly ${appendonly}, appendfsync ${appendfsync} (fsync needs appendonly yes and appendfsync always)`;
+      return setting(`it runs appendonly ${appendonly}, appendfsync ${appendfsync} (fsync needs appendonly yes and appendfsync always)`);
     }
     const persistence = infoFields(await redis.info("persistence"));
     const lastWrite = persistence.get("aof_last_write_status");
-    if (lastWrite !== undefined && lastWrite !== "ok") return `its last AOF write failed (aof_last_write_status ${lastWrite})`;
+    if (lastWrite !== undefined && lastWrite !== "ok") return setting(`its last AOF write failed (aof_last_write_status ${lastWrite})`);
     return undefined;
   }
   const replication = infoFields(await redis.info("replication"));
   const role = replication.get("role");
-  if (role !== "master") return `it is a ${role ?? "server of unknown role"}, not a master`;
+  if (role !== "master") return passing(`it is a ${role ?? "server of unknown role"}, not a master`);
   const online = [...replication.entries()].filter(([name, value]) => /^slave\d+$/.test(name) && /(^|,)state=online(,|$)/.test(value)).length;
   if (online < durability.replicas)
-    return `it has ${online} replica${online === 1 ? "" : "s"} online (connected_slaves ${replication.get("connected_slaves") ?? "0"}), fewer than ${durability.replicas}`;
+    return passing(
+      `it has ${online} replica${online === 1 ? "" : "s"} online (connected_slaves ${replication.get("connected_slaves") ?? "0"}), fewer than ${durability.replicas}`,
+    );
   return undefined;
 }
 
@@ -98,7 +120,13 @@ async function nodeProblem(redis: Redis, durability: RedisDurability): Promise<s
  * Checks at start that `redis` gives what REDIS_DURABILITY asks; throws a
  * DurabilityError saying what to change when it does not (unless unchecked).
  */
-export async function ensureDurability(redis: RedisClient, connection: RedisConnection, durability: RedisDurability, log: Logger): Promise<void> {
+export async function ensureDurability(
+  redis: RedisClient,
+  connection: RedisConnection,
+  durability: RedisDurability,
+  log: Logger,
+  patienceMs = PASSING_TIMEOUT_MS,
+): Promise<void> {
   const name = durabilityName(durability);
   if (durability.mode === "memory") {
     redisDurabilityOk.set(1);
@@ -122,7 +150,15 @@ export async function ensureDurability(redis: RedisClient, connection: RedisConn
       redis.once("ready", ready);
     });
   }
-  const problem = await durabilityProblem(redis, connection, durability);
+  // A role started during a failover, or while a replica resyncs, waits for
+  // that to pass instead of exiting; a setting to change fails at once.
+  let found = await findProblem(redis, connection, durability);
+  for (const deadline = Date.now() + patienceMs; found?.passing && Date.now() < deadline; ) {
+    log.warn({ durability: name, problem: found.text }, "Redis cannot give REDIS_DURABILITY yet (a failover, or a replica resyncing?): checking again in 1 s");
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    found = await findProblem(redis, connection, durability).catch((error: Error) => passing(`it did not answer (${error.message})`));
+  }
+  const problem = found?.text;
   if (problem === undefined) {
     redisDurabilityOk.set(1);
     log.info({ durability: name }, "Redis gives the durability REDIS_DURABILITY asks for");

@@ -139,7 +139,10 @@ describe("REDIS_DURABILITY=replicas:1", () => {
   it("refuses a master without a replica, starts with one, and acks nothing while the replica is away", async () => {
     const master = await redisServer();
     const config = env.configWith({ REDIS_URL: master.url, REDIS_DURABILITY: "replicas:1", REDIS_WAIT_TIMEOUT: "300ms", PULSE_PREFETCH: "40" });
-    await expect(startBridge({ config, log })).rejects.toThrow(/cannot give REDIS_DURABILITY=replicas:1: it has 0 replicas online/);
+    // Too few replicas passes by itself after a failover: the start waits for it, then gives up.
+    await expect(startBridge({ config, log, durabilityPatienceMs: 1_500 })).rejects.toThrow(
+      /cannot give REDIS_DURABILITY=replicas:1: it has 0 replicas online/,
+    );
 
     const replica = await redisServer({ replicaOf: master.port });
     const probe = new Redis(master.url, { maxRetriesPerRequest: 1 });
@@ -191,6 +194,28 @@ describe("REDIS_DURABILITY with replicas", () => {
     } finally {
       any.disconnect();
     }
+  });
+
+  it("a bridge started while the master has no replica yet (a failover) waits for one instead of exiting", async () => {
+    const master = await redisServer();
+    const config = env.configWith({ REDIS_URL: master.url, REDIS_DURABILITY: "replicas:1", REDIS_WAIT_TIMEOUT: "300ms" });
+    const starting = startBridge({ config, log });
+    const outcome = await Promise.race([starting.then(() => "started"), new Promise((resolve) => setTimeout(() => resolve("waiting"), 2_000))]);
+    expect(outcome).toBe("waiting");
+    await redisServer({ replicaOf: master.port });
+    const bridge = await starting;
+    bridges.push(bridge);
+    await waitFor("the bridge to consume every feed", () => bridge.status().feeds.every((f) => f.consuming));
+    const messages = await publish(3_000, 5);
+    await waitFor("every message acked", allAcked);
+    expect(
+      await jobCount(
+        master.url,
+        config,
+        messages.map((m) => m.taskId),
+      ),
+    ).toEqual({ found: 5, total: 5 });
+    await stop(bridge);
   });
 
   it("the repository lock counts as taken until a replica has it, so a promoted replica knows its holder", async () => {
