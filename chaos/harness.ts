@@ -1,39 +1,46 @@
 /**
- * One chaos run: real `node dist/cli.js` processes (bridge ×2,
- * worker tc-ingest ×2, worker hg-sync ×3 when that pool exists) on the local
- * broker and Postgres, a private Redis and the Queue API stand-in, all
- * isolated like a test (own queues, exchanges, BullMQ prefix, database,
- * clones folder). Publishes the ledger at a steady rate while injecting every
- * fault once, waits for the system to drain, then checks the ledger.
+ * One chaos run: real `node dist/cli.js` processes (by default bridge ×2,
+ * worker tc-ingest ×2, worker hg-sync ×3) on the local broker and Postgres, a
+ * private Redis (one server, a Sentinel setup or a Cluster:
+ * chaos/redis-topology.ts), optionally a private PgBouncer in transaction
+ * mode between the processes and PostgreSQL, the Queue API stand-in and an
+ * hg upstream, all isolated like a test (own queues, exchanges, BullMQ
+ * prefix, database, clones folder). Publishes the ledger at a steady rate
+ * while injecting every fault (or only the Redis ones), holds the ledger's
+ * tail back until the last fault has ended, then publishes it with one new
+ * push per repository (proof that every role resumed by itself), waits for
+ * the system to drain, and checks the ledger and the peak database
+ * connections against their budget.
  *
  * Used by `npm run chaos` (chaos/run.ts) and, short, by test/chaos.
  */
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir } from "node:fs/promises";
 import path from "node:path";
+import pg from "pg";
 import { closeQueues, openQueues, type Queues } from "../src/contract/queues.ts";
 import { type Config, pulseFeeds } from "../src/core/config.ts";
 import { createRedis } from "../src/core/redis.ts";
 import { trackRepository } from "../src/jobs/hg-sync/tracking.ts";
 import { type HgServer, startHgServer } from "../src/stand-ins/hg-server.ts";
 import { type QueueApiStandIn, startQueueApiStandIn } from "../src/stand-ins/queue-api-server.ts";
-import { type PrivateRedis, startPrivateRedis } from "../test/support/private-redis.ts";
+import { type PgBouncer, startPgBouncer } from "../test/support/pgbouncer.ts";
 import { declareExchanges, openPublisher, type Publisher, queueDepths } from "../test/support/pulse.ts";
 import { createTestEnvironment, type TestEnvironment } from "../test/support/test-environment.ts";
 import { waitFor } from "../test/support/wait-for.ts";
+import { type ConnectionPeaks, watchConnections } from "./connections.ts";
 import {
   closeBridgeConnections,
   deleteTaskclusterQueue,
   type FaultRecord,
-  redisOutage,
   sigkillRestart,
   standInErrors,
   standInTimeouts,
   terminateDatabaseConnections,
 } from "./faults.ts";
 import { type FlakyProxy, startFlakyProxy } from "./flaky-proxy.ts";
-import { buildLedger } from "./ledger.ts";
+import { buildLedger, hgPushEntry, type LedgerEntry } from "./ledger.ts";
 import { ProcessGroup, ROOT } from "./processes.ts";
+import { type ChaosRedis, type RedisTopologyKind, startChaosRedis } from "./redis-topology.ts";
 import { type Verdict, verifyLedger } from "./verify.ts";
 
 export interface ChaosOptions {
@@ -50,6 +57,46 @@ export interface ChaosOptions {
   pushesPerRepository?: number;
   /** Progress lines (stderr by default). */
   report?: (line: string) => void;
+  /** How Redis is deployed (default single: one private server). */
+  redis?: RedisTopologyKind;
+  /** sentinel: how many times the master is SIGKILLed in the run (default 3). */
+  failovers?: number;
+  /** cluster: the Redis fault kills the master of the run's hash tag (default) or every master. */
+  clusterKill?: "owner" | "all";
+  /** Give the processes a DATABASE_URL through a private PgBouncer (transaction mode) with this default_pool_size. */
+  pgbouncer?: { poolSize: number };
+  /** Role processes (default 2 bridges, 3 hg-sync, 2 tc-ingest). */
+  processes?: { bridges: number; hgSync: number; tcIngest: number };
+  /** The processes' DATABASE_POOL_SIZE (default 10, the variable's default). */
+  databasePoolSize?: number;
+  /** `all` (default): every fault; `redis`: only the topology's Redis faults. */
+  faults?: "all" | "redis";
+  /** Ledger messages held back until every fault has ended (default 10 %, at least 20). */
+  tailMessages?: number;
+}
+
+/** Budget: what the processes may open; the peaks must stay within it. */
+export interface ConnectionVerdict {
+  peaks: ConnectionPeaks;
+  /** Processes with a database pool (bridges open none) × DATABASE_POOL_SIZE. */
+  clientBudget: number;
+  /** Backends the processes may hold: the client budget directly, the bouncer's pool size through it. */
+  processBackendBudget: number;
+  /** The harness's own direct connections to the run's database (its Prisma pool of 5, one checking client). */
+  harnessDirect: number;
+  withinBudget: boolean;
+}
+
+/** Every role resumed by itself: what was published after the last fault ended became rows. */
+export interface ResumeVerdict {
+  /** Ledger messages and new upstream pushes published after the last fault. */
+  messages: number;
+  newPushes: number;
+  lost: number;
+  /** SyncRuns finished and Builds stored after the last fault (hg-sync and tc-ingest at work). */
+  syncRuns: number;
+  builds: number;
+  ok: boolean;
 }
 
 export interface ChaosResult {
@@ -58,6 +105,9 @@ export interface ChaosResult {
   byKind: Record<string, number>;
   faults: FaultRecord[];
   verdict: Verdict;
+  topology: string;
+  connections: ConnectionVerdict;
+  resumed: ResumeVerdict;
   crashes: Array<{ label: string; code: number | null; signal: string | null }>;
   /** Exit codes of the final SIGTERM (all must be 0). */
   stopCodes: Array<{ label: string; codes: Array<number | null> }>;
@@ -70,10 +120,21 @@ export interface ChaosResult {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * The harness's own direct connections to the run's database: createTestEnvironment's
+ * Prisma pool (5, used to track the repositories) and one client at a time
+ * (verifyLedger's, or the marks taken around the last fault).
+ */
+const HARNESS_DIRECT_CONNECTIONS = 6;
+const PROCESS_APPLICATION = "pb-chaos-process";
+
 export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const report = options.report ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const redisData = await mkdtemp(path.join(tmpdir(), "pb-chaos-redis-"));
-  let redis: PrivateRedis | undefined;
+  const counts = options.processes ?? { bridges: 2, hgSync: 3, tcIngest: 2 };
+  if (counts.bridges < 1 || counts.hgSync < 1 || counts.tcIngest < 1) throw new Error("a chaos run needs at least one process of each role");
+  const poolSize = options.databasePoolSize ?? 10;
+  let redis: ChaosRedis | undefined;
+  let bouncer: PgBouncer | undefined;
   let standIn: QueueApiStandIn | undefined;
   let env: TestEnvironment | undefined;
   let publisher: Publisher | undefined;
@@ -82,11 +143,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   let queuesRedis: ReturnType<typeof createRedis> | undefined;
   let hgServer: HgServer | undefined;
   let hgProxy: FlakyProxy | undefined;
+  let watcher: ReturnType<typeof watchConnections> | undefined;
   try {
-    redis = await startPrivateRedis({ dataDir: redisData });
+    redis = await startChaosRedis(options.redis ?? "single", {
+      downMs: options.redisDownMs,
+      failovers: options.failovers ?? 3,
+      clusterKill: options.clusterKill ?? "owner",
+    });
     standIn = await startQueueApiStandIn();
     env = await createTestEnvironment("chaos", {
-      REDIS_URL: redis.url,
+      ...redis.env,
       TASKCLUSTER_ROOT_URL: standIn.rootUrl,
       TC_REQUEST_TIMEOUT: "2s",
       ALLOWED_HOSTS: "127.0.0.1,localhost",
@@ -96,6 +162,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const logDir = options.logDir ?? path.join(ROOT, "test-artifacts", `chaos-${env.id}`);
     await mkdir(logDir, { recursive: true });
     report(`chaos ${env.id}: ${options.messages} messages at ${options.rate}/s, seed ${options.seed}; logs in ${logDir}`);
+    report(`redis: ${redis.describe()}`);
+    const database = new URL(config.database.url).pathname.slice(1);
+    // The processes' connections are told apart from the harness's own by their application_name.
+    const direct = new URL(config.database.url);
+    direct.searchParams.set("application_name", PROCESS_APPLICATION);
+    if (options.pgbouncer) {
+      bouncer = await startPgBouncer({ poolSize: options.pgbouncer.poolSize });
+      report(`database: processes through PgBouncer on port ${bouncer.port} (transaction mode, default_pool_size ${bouncer.poolSize}); migrations direct`);
+    }
+    const databaseUrl = bouncer ? bouncer.url(database, PROCESS_APPLICATION) : direct.toString();
 
     // Real upstream repositories (hg serve + pushlog) behind a proxy that can fail.
     const upstream = await startHgServer();
@@ -130,30 +206,47 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     publisher = await openPublisher();
     await declareExchanges(publisher, config);
 
-    group = new ProcessGroup({ PATH: process.env.PATH ?? "/usr/bin:/bin", ...env.env }, logDir);
-    const bridges = [group.start("bridge#1", ["bridge"]), group.start("bridge#2", ["bridge"])];
-    const tcWorkers = [
-      group.start("worker-tc-ingest#1", ["worker", "tc-ingest", "--concurrency", "4"]),
-      group.start("worker-tc-ingest#2", ["worker", "tc-ingest", "--concurrency", "4"]),
-    ];
-    const hgWorkers = [1, 2, 3].map((n) => group!.start(`worker-hg-sync#${n}`, ["worker", "hg-sync"]));
+    group = new ProcessGroup(
+      { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env.env, DATABASE_URL: databaseUrl, DATABASE_POOL_SIZE: String(poolSize) },
+      logDir,
+    );
+    watcher = watchConnections({ database, applicationName: PROCESS_APPLICATION, bouncer });
+    const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+    const bridges = range(counts.bridges).map((n) => group!.start(`bridge#${n}`, ["bridge"]));
+    const tcWorkers = range(counts.tcIngest).map((n) => group!.start(`worker-tc-ingest#${n}`, ["worker", "tc-ingest", "--concurrency", "4"]));
+    const hgWorkers = range(counts.hgSync).map((n) => group!.start(`worker-hg-sync#${n}`, ["worker", "hg-sync"]));
     const feedQueues = pulseFeeds(config).map((f) => f.queue);
-    await waitFor(
-      "both bridges to declare their queues",
+    const startedUp = await waitFor(
+      "the bridges to declare their queues",
       async () => {
+        if (group!.crashes().length) return "crashed";
         const depths = await queueDepths();
-        return feedQueues.every((q) => depths.has(q));
+        return feedQueues.every((q) => depths.has(q)) && "started";
       },
       { timeoutMs: 60_000, intervalMs: 250 },
     );
+    if (startedUp === "crashed") {
+      throw new Error(
+        `a process exited at start: ${group
+          .crashes()
+          .map((c) => `${c.label} (code ${c.code})`)
+          .join(", ")}; see its log in ${logDir}`,
+      );
+    }
 
     // ---- publish the ledger, injecting faults at fixed points of the stream
     const faults: FaultRecord[] = [];
     const pending: Array<Promise<void>> = [];
-    const inject = (name: string, action: () => Promise<string> | string, blocking = false) => {
-      const at = new Date();
+    let sent = 0;
+    // `action` may call `begins()` when the fault really starts (a chained one waits for its predecessor).
+    const inject = (name: string, action: (begins: () => void) => Promise<string> | string, blocking = false) => {
+      let at = new Date();
       const done = Promise.resolve()
-        .then(action)
+        .then(() =>
+          action(() => {
+            at = new Date();
+          }),
+        )
         .then(
           (detail) => {
             faults.push({ name, at, detail });
@@ -168,7 +261,32 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       pending.push(done);
       return Promise.resolve();
     };
-    const schedule: Array<{ at: number; name: string; run: () => Promise<void> }> = [
+    // The Redis faults of the topology run one after the other (a failover
+    // needs the previous one's killed master back as a replica), spread over the stream.
+    const redisFaults = redis.faults(config.redis.prefix);
+    let redisChain: Promise<void> = Promise.resolve();
+    const redisSchedule = redisFaults.map((fault, i) => ({
+      at: redisFaults.length === 1 ? 0.5 : 0.15 + (0.7 * i) / (redisFaults.length - 1),
+      name: fault.name,
+      run: () => {
+        const previous = redisChain;
+        let ended!: () => void;
+        redisChain = new Promise<void>((resolve) => {
+          ended = resolve;
+        });
+        return inject(fault.name, async (begins) => {
+          try {
+            await previous;
+            begins();
+            const published = sent;
+            return `${await fault.run()} (${published} messages published when it began)`;
+          } finally {
+            ended();
+          }
+        });
+      },
+    }));
+    const otherFaults: Array<{ at: number; name: string; run: () => Promise<void> }> = [
       { at: 0.1, name: "SIGKILL bridge", run: () => inject("SIGKILL bridge + restart", () => sigkillRestart(group!, bridges[0]!)) },
       {
         at: 0.2,
@@ -180,7 +298,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       },
       { at: 0.3, name: "close connections", run: () => inject("broker connections closed", () => closeBridgeConnections(config)) },
       { at: 0.4, name: "delete queue", run: () => inject("consumer queue deleted", () => deleteTaskclusterQueue(config, bridges.length), true) },
-      { at: 0.5, name: "redis down", run: () => inject(`Redis down ${options.redisDownMs / 1000} s`, () => redisOutage(redis!, options.redisDownMs)) },
       { at: 0.65, name: "pg_terminate_backend", run: () => inject("pg_terminate_backend", () => terminateDatabaseConnections(config.database.url)) },
       {
         at: 0.75,
@@ -204,28 +321,49 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           }),
       },
     ];
+    const schedule = [...(options.faults === "redis" ? [] : otherFaults), ...redisSchedule].sort((a, b) => a.at - b.at);
 
     const started = Date.now();
     const tick = 100;
     const perTick = Math.max(1, Math.round((options.rate * tick) / 1000));
-    let sent = 0;
-    for (let index = 0; index < ledger.entries.length; index += perTick) {
-      const tickStart = Date.now();
-      const chunk = ledger.entries.slice(index, index + perTick);
-      await publisher.publishMany(
-        chunk.map((e) => ({ exchange: e.exchange, routingKey: e.routingKey, body: e.body, options: e.headers ? { headers: e.headers } : {} })),
-      );
-      sent += chunk.length;
-      while (schedule.length && sent / ledger.entries.length >= schedule[0]!.at) await schedule.shift()!.run();
-      await sleep(Math.max(0, tick - (Date.now() - tickStart)));
-    }
+    const publishAll = async (entries: LedgerEntry[], total: number, runFaults: boolean) => {
+      for (let index = 0; index < entries.length; index += perTick) {
+        const tickStart = Date.now();
+        const chunk = entries.slice(index, index + perTick);
+        await publisher!.publishMany(
+          chunk.map((e) => ({ exchange: e.exchange, routingKey: e.routingKey, body: e.body, options: e.headers ? { headers: e.headers } : {} })),
+        );
+        sent += chunk.length;
+        while (runFaults && schedule.length && sent / total >= schedule[0]!.at) await schedule.shift()!.run();
+        await sleep(Math.max(0, tick - (Date.now() - tickStart)));
+      }
+    };
+    const tailSize = Math.min(ledger.entries.length, options.tailMessages ?? Math.max(20, Math.round(options.messages / 10)));
+    const body = ledger.entries.slice(0, ledger.entries.length - tailSize);
+    const tail = ledger.entries.slice(ledger.entries.length - tailSize);
+    await publishAll(body, body.length, true);
     for (const fault of schedule) await fault.run(); // tiny runs: whatever did not fit
-    const publishMs = Date.now() - started;
-    report(`published ${sent} messages in ${publishMs} ms; waiting for the faults to end and the system to drain`);
+    report(`published ${sent} messages in ${Date.now() - started} ms; waiting for the faults to end before the last ${tail.length}`);
     await Promise.all(pending);
 
+    // ---- after the last fault: the ledger's tail and one new push per repository must all become rows
+    const marks = await databaseMarks(config.database.url);
+    const newPushes: LedgerEntry[] = [];
+    for (const [i, name] of names.entries()) {
+      const repo = `${proxy.url}/${name}`;
+      const { nodes } = await upstream.push(name, [
+        { message: `chaos push ${pushes + 1} to ${name}, after the faults`, files: { [`strings-${pushes + 1}.ftl`]: `after = Faults\n` } },
+      ]);
+      newPushes.push(hgPushEntry(config, ledger.entries.length + i, repo, pushes + 1, nodes.at(-1)!));
+      ledger.pushesExpected.set(repo, pushes + 1);
+    }
+    await publishAll([...tail, ...newPushes], tail.length + newPushes.length, false);
+    ledger.entries.push(...newPushes);
+    const publishMs = Date.now() - started;
+    report(`published ${sent} messages in ${publishMs} ms (the last ${tail.length + newPushes.length} after the faults); waiting for the system to drain`);
+
     // ---- drain
-    queuesRedis = createRedis(redis.url, "worker");
+    queuesRedis = createRedis(config.redis, "worker");
     queues = openQueues(queuesRedis, config.redis.prefix);
     const busyQueues = ["tc-ingest", "hg-sync"] as const;
     // Quiet means quiet three checks in a row: a job moving between states
@@ -254,6 +392,34 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const drainMs = Date.now() - started - publishMs;
 
     const verdict = await verifyLedger({ ledger, queues, databaseUrl: config.database.url, clonesDir: env.clonesDir });
+    const peaks = await watcher.stop();
+    const after = await databaseMarks(config.database.url, marks, pushes + 1);
+    const tailSeqs = new Set(tail.map((e) => e.seq));
+    const tailLost = verdict.lost.filter((l) => tailSeqs.has(l.seq)).length + (newPushes.length - after.newPushesStored);
+    const tailTasks = tail.filter((e) => e.kind === "tc-run" || e.kind === "tc-no-elmo").length;
+    const resumed: ResumeVerdict = {
+      messages: tail.length,
+      newPushes: newPushes.length,
+      lost: tailLost,
+      syncRuns: after.syncRuns,
+      builds: after.builds,
+      ok: tailLost === 0 && after.syncRuns >= 1 && after.builds >= tailTasks,
+    };
+    const dbProcesses = counts.hgSync + counts.tcIngest;
+    const clientBudget = dbProcesses * poolSize;
+    const processBackendBudget = bouncer ? bouncer.poolSize : clientBudget;
+    const connections: ConnectionVerdict = {
+      peaks,
+      clientBudget,
+      processBackendBudget,
+      harnessDirect: HARNESS_DIRECT_CONNECTIONS,
+      withinBudget:
+        peaks.samples > 0 &&
+        peaks.processBackends <= processBackendBudget &&
+        peaks.backends <= processBackendBudget + HARNESS_DIRECT_CONNECTIONS &&
+        (peaks.bouncerClients ?? 0) <= clientBudget &&
+        (peaks.bouncerServers ?? 0) <= processBackendBudget,
+    };
     await group.stopAll();
     const stopCodes = group.processes.map((p) => ({ label: p.label, codes: p.stopCodes }));
     const crashes = group.crashes();
@@ -267,9 +433,28 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       verdict.clones.unhealthy.length === 0 &&
       crashes.length === 0 &&
       faults.every((f) => !f.detail.startsWith("FAILED")) &&
-      stopCodes.every((s) => s.codes.every((c) => c === 0));
-    return { id: env.id, messagesSent: sent, byKind, faults, verdict, crashes, stopCodes, publishMs, drainMs, logDir, ok };
+      stopCodes.every((s) => s.codes.every((c) => c === 0)) &&
+      resumed.ok &&
+      connections.withinBudget;
+    const topology = `${redis.kind} Redis; ${counts.bridges} bridges, ${counts.hgSync} hg-sync, ${counts.tcIngest} tc-ingest; database ${bouncer ? `through PgBouncer (pool ${bouncer.poolSize})` : "direct"}, DATABASE_POOL_SIZE ${poolSize}`;
+    return {
+      id: env.id,
+      messagesSent: sent,
+      byKind,
+      faults,
+      verdict,
+      topology,
+      connections,
+      resumed,
+      crashes,
+      stopCodes,
+      publishMs,
+      drainMs,
+      logDir,
+      ok,
+    };
   } finally {
+    await watcher?.stop();
     await group?.stopAll(5_000).catch(() => {});
     if (queues) await closeQueues(queues).catch(() => {});
     queuesRedis?.disconnect();
@@ -278,8 +463,30 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await hgProxy?.close();
     await hgServer?.close();
     await env?.cleanup().catch(() => {});
-    await redis?.kill();
-    await rm(redisData, { recursive: true, force: true });
+    await bouncer?.close().catch(() => {});
+    await redis?.close();
+  }
+}
+
+/**
+ * Finished SyncRuns and Builds: counted since `since` (ids only grow), or
+ * the current highest ids to count from.
+ */
+async function databaseMarks(databaseUrl: string, since?: { syncRunId: number; buildId: number }, newPushId = 0) {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ sync_run_id: number; build_id: number; sync_runs: number; builds: number; new_pushes: number }>(
+      `SELECT (SELECT coalesce(max(id), 0) FROM "SyncRun")::int AS sync_run_id, (SELECT coalesce(max(id), 0) FROM "Build")::int AS build_id,
+              (SELECT count(*) FROM "SyncRun" WHERE id > $1 AND "finishedAt" IS NOT NULL)::int AS sync_runs,
+              (SELECT count(*) FROM "Build" WHERE id > $2)::int AS builds,
+              (SELECT count(DISTINCT "repositoryId") FROM "Push" WHERE "pushId" = $3)::int AS new_pushes`,
+      [since?.syncRunId ?? 0, since?.buildId ?? 0, newPushId],
+    );
+    const row = rows[0]!;
+    return { syncRunId: row.sync_run_id, buildId: row.build_id, syncRuns: row.sync_runs, builds: row.builds, newPushesStored: row.new_pushes };
+  } finally {
+    await client.end();
   }
 }
 
@@ -293,6 +500,7 @@ export function formatResult(result: ChaosResult): string {
         .map(([k, n]) => `${k} ${n}`)
         .join(", ")})`,
     ],
+    ["topology", result.topology],
     ["faults injected", `${result.faults.length}: ${result.faults.map((f) => f.name).join(", ")}`],
     ["lost", String(verdict.lost.length)],
     ["duplicated rows", String(verdict.duplicatedRows)],
@@ -303,6 +511,11 @@ export function formatResult(result: ChaosResult): string {
     ["clones checked / unhealthy", `${verdict.clones.checked} / ${verdict.clones.unhealthy.length}`],
     ["jobs retried", String(verdict.retriedJobs)],
     ["process crashes", String(result.crashes.length)],
+    [
+      "resumed after the last fault",
+      `${result.resumed.ok ? "yes" : "NO"}: ${result.resumed.messages} messages + ${result.resumed.newPushes} new pushes published, ${result.resumed.lost} lost; ${result.resumed.syncRuns} syncs, ${result.resumed.builds} builds since`,
+    ],
+    ["connections (peak / budget)", formatConnections(result.connections)],
     ["SIGTERM exits not 0", String(result.stopCodes.filter((s) => s.codes.some((c) => c !== 0)).length)],
     ["publish time", `${(result.publishMs / 1000).toFixed(1)} s`],
     ["time to drain", `${(result.drainMs / 1000).toFixed(1)} s`],
@@ -315,4 +528,17 @@ export function formatResult(result: ChaosResult): string {
   for (const crash of result.crashes) lines.push(`  crash: ${crash.label} exited code=${crash.code} signal=${crash.signal}`);
   for (const fault of result.faults) lines.push(`  fault ${fault.at.toISOString()}: ${fault.name}: ${fault.detail}`);
   return lines.join("\n");
+}
+
+function formatConnections(c: ConnectionVerdict): string {
+  const { peaks } = c;
+  const bouncer =
+    peaks.bouncerClients !== undefined
+      ? `; PgBouncer clients ${peaks.bouncerClients} / ${c.clientBudget}, servers ${peaks.bouncerServers} / ${c.processBackendBudget}`
+      : "";
+  return (
+    `${c.withinBudget ? "within" : "OVER"}: processes' PostgreSQL backends ${peaks.processBackends} / ${c.processBackendBudget}, ` +
+    `all backends of the database ${peaks.backends} / ${c.processBackendBudget} + ${c.harnessDirect} (the harness's own)${bouncer} ` +
+    `(client budget: pools × DATABASE_POOL_SIZE = ${c.clientBudget}; ${peaks.samples} samples)`
+  );
 }

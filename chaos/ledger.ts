@@ -90,16 +90,9 @@ export function buildLedger(config: Config, options: LedgerOptions): Ledger {
   const repositories = options.repositories ?? Array.from({ length: 6 }, (_, i) => `https://hg.mozilla.org/l10n-central/chaos${i}`);
   const pushesPerRepository = options.pushesPerRepository ?? Number.MAX_SAFE_INTEGER;
   const messagesTo = new Map<string, number>();
-  const feeds = pulseFeeds(config);
   const entries: LedgerEntry[] = [];
   const tasks: StandInTask[] = [];
   const valid: LedgerEntry[] = [];
-
-  const decide = (feed: FeedKind, exchange: string, routingKey: string, body: Buffer, headers: Record<string, unknown> = {}): RouteDecision =>
-    routeMessage(
-      { feed: feeds.find((f) => f.kind === feed && f.connection === "pulse")!, exchange, routingKey, content: body, headers, redelivered: false },
-      config,
-    );
 
   const add = (
     seq: number,
@@ -111,22 +104,7 @@ export function buildLedger(config: Config, options: LedgerOptions): Ledger {
     headers?: Record<string, unknown>,
     taskId?: string,
   ) => {
-    const exchange = config.pulse.exchanges[exchangeKey];
-    const decision = decide(feed, exchange, routingKey, body, headers);
-    if (decision.action === "ignore") throw new Error(`ledger entry ${seq} (${kind}) would be ignored: ${decision.reason}`);
-    const expectedQueue = kind === "invalid" ? "dead-letter" : feed === "hgpushes" ? "hg-sync" : "tc-ingest";
-    if (decision.job.queue !== expectedQueue) throw new Error(`ledger entry ${seq} (${kind}) routes to ${decision.job.queue}, not ${expectedQueue}`);
-    const entry: LedgerEntry = {
-      seq,
-      kind,
-      feed,
-      exchange,
-      routingKey,
-      body,
-      headers,
-      job: { queue: decision.job.queue, id: decision.job.opts.jobId },
-      taskId,
-    };
+    const entry = ledgerEntry(config, { seq, kind, feed, exchangeKey, routingKey, body, headers, taskId });
     entries.push(entry);
     if (kind !== "invalid") valid.push(entry);
   };
@@ -154,12 +132,9 @@ export function buildLedger(config: Config, options: LedgerOptions): Ledger {
       messagesTo.set(repo, k + 1);
       const pushId = 1 + (k % pushesPerRepository);
       const madeUpHead = hex40(); // drawn either way, so the stream is the same with or without an upstream
-      const body = structuredClone(hgEnvelope);
-      body.payload.data.repo_url = repo;
-      body.payload.data.heads = [options.headFor?.(repo, pushId) ?? madeUpHead];
-      body.payload.data.pushlog_pushes = [{ ...body.payload.data.pushlog_pushes[0], pushid: pushId }];
-      body._meta.routing_key = new URL(repo).pathname.slice(1);
-      add(seq, "hg-push", "hgpushes", "hgpushes", body._meta.routing_key, Buffer.from(JSON.stringify(body)));
+      const entry = hgPushEntry(config, seq, repo, pushId, options.headFor?.(repo, pushId) ?? madeUpHead);
+      entries.push(entry);
+      valid.push(entry);
     } else {
       const kind: EntryKind = roll < 0.9 ? "tc-run" : roll < 0.95 ? "tc-no-elmo" : "tc-bad-elmo";
       const message = taskCompletedMessage(seq + options.seed * 1_000_000, config);
@@ -176,6 +151,59 @@ export function buildLedger(config: Config, options: LedgerOptions): Ledger {
   // A poke makes the worker read the pushlog up to its newest push: every push upstream.
   const pushesExpected = new Map([...messagesTo.keys()].map((repo) => [repo, pushesPerRepository]));
   return { entries, tasks, repositories, comparisonsPerBuild: 4, pushesExpected };
+}
+
+/** One ledger entry, with the job routeMessage makes of it (checked against the kind's expected queue). */
+function ledgerEntry(
+  config: Config,
+  e: {
+    seq: number;
+    kind: EntryKind;
+    feed: FeedKind;
+    exchangeKey: keyof PulseExchanges;
+    routingKey: string;
+    body: Buffer;
+    headers?: Record<string, unknown>;
+    taskId?: string;
+  },
+): LedgerEntry {
+  const exchange = config.pulse.exchanges[e.exchangeKey];
+  const feed = pulseFeeds(config).find((f) => f.kind === e.feed && f.connection === "pulse")!;
+  const decision: RouteDecision = routeMessage(
+    { feed, exchange, routingKey: e.routingKey, content: e.body, headers: e.headers ?? {}, redelivered: false },
+    config,
+  );
+  if (decision.action === "ignore") throw new Error(`ledger entry ${e.seq} (${e.kind}) would be ignored: ${decision.reason}`);
+  const expectedQueue = e.kind === "invalid" ? "dead-letter" : e.feed === "hgpushes" ? "hg-sync" : "tc-ingest";
+  if (decision.job.queue !== expectedQueue) throw new Error(`ledger entry ${e.seq} (${e.kind}) routes to ${decision.job.queue}, not ${expectedQueue}`);
+  return {
+    seq: e.seq,
+    kind: e.kind,
+    feed: e.feed,
+    exchange,
+    routingKey: e.routingKey,
+    body: e.body,
+    headers: e.headers,
+    job: { queue: decision.job.queue, id: decision.job.opts.jobId },
+    taskId: e.taskId,
+  };
+}
+
+/** The changegroup.1 message announcing push `pushId` (head `head`) of `repo`. */
+export function hgPushEntry(config: Config, seq: number, repo: string, pushId: number, head: string): LedgerEntry {
+  const body = structuredClone(hgEnvelope);
+  body.payload.data.repo_url = repo;
+  body.payload.data.heads = [head];
+  body.payload.data.pushlog_pushes = [{ ...body.payload.data.pushlog_pushes[0], pushid: pushId }];
+  body._meta.routing_key = new URL(repo).pathname.slice(1);
+  return ledgerEntry(config, {
+    seq,
+    kind: "hg-push",
+    feed: "hgpushes",
+    exchangeKey: "hgpushes",
+    routingKey: body._meta.routing_key,
+    body: Buffer.from(JSON.stringify(body)),
+  });
 }
 
 /** Entries whose effect is checked (a duplicate's effect is its original's). */

@@ -1,9 +1,13 @@
 /**
- * `npm run chaos [-- --messages N --rate R --seed S --redis-down-ms MS --runs K --no-build]`
+ * `npm run chaos [-- --messages N --rate R --seed S --redis-down-ms MS --runs K --no-build
+ *   --redis single|sentinel|cluster --failovers K --cluster-kill owner|all
+ *   --pgbouncer [--pgbouncer-pool N] --bridges N --hg-sync N --tc-ingest N
+ *   --database-pool-size N --faults all|redis]`
  * (env: CHAOS_MESSAGES, CHAOS_RATE, CHAOS_SEED, CHAOS_RUNS). Builds dist/
  * first (the processes are the real CLI), runs the chaos harness K times and
  * prints each run's table. Exits non-zero when any run lost or duplicated
- * anything, left a job stuck, or saw a process crash.
+ * anything, left a job stuck, saw a process crash, did not resume after the
+ * last fault, or went over its database connection budget.
  */
 import { spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
@@ -18,6 +22,16 @@ const { values } = parseArgs({
     "redis-down-ms": { type: "string", default: "10000" },
     "drain-timeout-ms": { type: "string", default: "600000" },
     runs: { type: "string", default: process.env.CHAOS_RUNS ?? "1" },
+    redis: { type: "string", default: "single" },
+    failovers: { type: "string", default: "3" },
+    "cluster-kill": { type: "string", default: "owner" },
+    pgbouncer: { type: "boolean", default: false },
+    "pgbouncer-pool": { type: "string", default: "10" },
+    bridges: { type: "string", default: "2" },
+    "hg-sync": { type: "string", default: "3" },
+    "tc-ingest": { type: "string", default: "2" },
+    "database-pool-size": { type: "string", default: "10" },
+    faults: { type: "string", default: "all" },
     "no-build": { type: "boolean", default: false },
   },
 });
@@ -31,10 +45,26 @@ function positive(name: string, text: string): number {
   return n;
 }
 
+function oneOf<T extends string>(name: string, text: string, choices: readonly T[]): T {
+  if (!(choices as readonly string[]).includes(text)) {
+    console.error(`--${name} must be one of ${choices.join(", ")}, not ${JSON.stringify(text)}`);
+    process.exit(2);
+  }
+  return text as T;
+}
+
 const messages = positive("messages", values.messages);
 const rate = positive("rate", values.rate);
 const seed = positive("seed", values.seed);
 const runs = positive("runs", values.runs);
+const redis = oneOf("redis", values.redis, ["single", "sentinel", "cluster"] as const);
+const clusterKill = oneOf("cluster-kill", values["cluster-kill"], ["owner", "all"] as const);
+const faults = oneOf("faults", values.faults, ["all", "redis"] as const);
+const processes = {
+  bridges: positive("bridges", values.bridges),
+  hgSync: positive("hg-sync", values["hg-sync"]),
+  tcIngest: positive("tc-ingest", values["tc-ingest"]),
+};
 
 if (!values["no-build"]) {
   const build = spawnSync("npm", ["run", "build", "--silent"], { cwd: ROOT, stdio: "inherit" });
@@ -52,6 +82,13 @@ for (let n = 1; n <= runs; n++) {
     seed: seed + n - 1,
     redisDownMs: positive("redis-down-ms", values["redis-down-ms"]),
     drainTimeoutMs: positive("drain-timeout-ms", values["drain-timeout-ms"]),
+    redis,
+    failovers: positive("failovers", values.failovers),
+    clusterKill,
+    ...(values.pgbouncer ? { pgbouncer: { poolSize: positive("pgbouncer-pool", values["pgbouncer-pool"]) } } : {}),
+    processes,
+    databasePoolSize: positive("database-pool-size", values["database-pool-size"]),
+    faults,
   });
   console.log(`\n## chaos run ${n}/${runs} (${result.id}, seed ${seed + n - 1})\n${formatResult(result)}`);
   if (!result.ok) failed++;

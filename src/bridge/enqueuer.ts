@@ -60,9 +60,12 @@ interface Pending {
 
 // Redis replies that mean "not now" rather than "never" (redis.io/docs/latest/develop/reference/protocol-spec, error prefixes).
 const TRANSIENT_REPLY = /^(OOM|LOADING|READONLY|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF)\b/;
-// ioredis' own errors when the connection is not usable.
+// ioredis' own errors when the connection is not usable; on a Cluster also
+// its errors while a node is down or slots move ("Too many Cluster
+// redirections. Last error: ReplyError: CLUSTERDOWN …", or "… MOVED …" to
+// the dead node), which wrap the node's reply instead of starting with it.
 const CONNECTION_ERROR =
-  /Stream isn't writeable|Connection is closed|MaxRetriesPerRequest|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|socket/i;
+  /Stream isn't writeable|Connection is closed|MaxRetriesPerRequest|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|socket|Too many Cluster redirections|None of startup nodes is available|Failed to refresh slots cache|Cluster isn't ready/i;
 
 export class Enqueuer {
   private held: Pending[] = [];

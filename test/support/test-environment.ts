@@ -5,6 +5,11 @@
  * removes only what this environment created; it never flushes or
  * reconfigures a service. Set KEEP_TEST_DATABASE=1 to keep the database for
  * inspection.
+ *
+ * With REDIS_CLUSTER_NODES among the extra variables the BullMQ prefix is a
+ * hash tag (`{t-<id>}`), as Cluster requires. BullMQ keys are deleted only
+ * from the machine's Redis: a test on a private Redis, Sentinel setup or
+ * Cluster cleans up by killing its servers.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -53,7 +58,7 @@ export async function createTestEnvironment(label: string, extraEnv: Record<stri
     REDIS_URL: SERVICES.redis,
     // The machine's Redis has no persistence; tests of the other modes use private servers.
     REDIS_DURABILITY: "memory",
-    BULLMQ_PREFIX: `t-${id}`,
+    BULLMQ_PREFIX: extraEnv.REDIS_CLUSTER_NODES ? `{t-${id}}` : `t-${id}`,
     DATABASE_URL: databaseUrl,
     CLONES_DIR: clonesDir,
     ALLOWED_HOSTS: "127.0.0.1,localhost",
@@ -71,7 +76,7 @@ export async function createTestEnvironment(label: string, extraEnv: Record<stri
     configWith: (extra) => loadConfig({ ...env, ...extra }),
     async cleanup() {
       await db.$disconnect().catch(() => {});
-      await deleteRedisKeys(config.redis.prefix);
+      if (config.redis.topology.kind === "single" && env.REDIS_URL === SERVICES.redis) await deleteRedisKeys(config.redis.prefix);
       await deletePulseObjects(config);
       await rm(clonesDir, { recursive: true, force: true });
       if (process.env.KEEP_TEST_DATABASE !== "1") await dropDatabase(databaseName);
