@@ -414,7 +414,7 @@ const VARIABLES = {
   DATABASE_POOL_SIZE: variable({
     schema: integer(1, 1000),
     default: "10",
-    meaning: "connections one process opens at most (its pool; short commands open fewer): N processes ask for N times this (see Scale out)",
+    meaning: "connections one process opens at most (its pool; short commands open fewer): N processes ask for N times this (see Running on several machines)",
   }),
   CLONES_DIR: variable({ schema: z.string(), default: "./data/clones", meaning: "shared clone storage" }),
   ALLOWED_HOSTS: variable({
