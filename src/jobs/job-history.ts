@@ -88,6 +88,23 @@ async function insertJobRecords(db: Database, rows: Array<JobRecordRow | undefin
   return result.count;
 }
 
+/**
+ * The ids of `finished` (job id → finishedOn, ms) that have no `state` row
+ * finished at that time: outcomes no path has recorded yet. Compared in SQL
+ * (`finishedAt` is a UTC timestamp(3): exact in milliseconds), so only the
+ * missing ids come back.
+ */
+export async function unrecordedOutcomes(db: Database, queue: string, state: JobRecordState, finished: Map<string, number>): Promise<string[]> {
+  if (finished.size === 0) return [];
+  const rows = await db.$queryRaw<Array<{ jobId: string }>>`
+    SELECT f."jobId" FROM unnest(${[...finished.keys()]}::text[], ${[...finished.values()]}::bigint[]) AS f("jobId", "finishedOn")
+    WHERE NOT EXISTS (
+      SELECT 1 FROM "JobRecord" AS r
+      WHERE r."queue" = ${queue} AND r."jobId" = f."jobId" AND r."state" = ${state}
+        AND r."finishedAt" = 'epoch'::timestamp + f."finishedOn" * interval '1 millisecond')`;
+  return rows.map((row) => row.jobId);
+}
+
 /** A worker's failed job is final when BullMQ stamped finishedOn for this attempt. */
 function failedState(job: Job): JobRecordState {
   return job.finishedOn && (!job.processedOn || job.finishedOn >= job.processedOn) ? "failed" : "retrying";
@@ -154,21 +171,33 @@ export async function startJobHistory(options: JobHistoryOptions): Promise<JobHi
     );
   });
 
-  // The sweeper: everything finished since `since` (minus an overlap).
+  // The sweeper: everything finished since `since` (minus an overlap). It
+  // reads only ids and finish times (the finished sets' scores) and asks
+  // PostgreSQL which are recorded; only the jobs missing there are read whole.
+  // Reading every finished job of the window whole (the data carries the
+  // original message) and re-inserting them all made each sweep allocate tens
+  // of MB on a busy queue (bench/soak.ts: ~7,000 jobs every 10 s at 90 jobs/s).
   let since = 0;
   const sweep = async (): Promise<number> => {
     const sweepStarted = Date.now();
+    const client = await queue.getBackend().client;
     let inserted = 0;
     for (const state of ["completed", "failed"] as const) {
-      for (let start = 0; ; start += SWEEP_PAGE) {
-        // Newest first: stop at the first page that reaches back past `since`.
-        const jobs = (await queue.getJobs([state], start, start + SWEEP_PAGE - 1, false)) as unknown as FinishedJobView[];
-        const fresh = jobs.filter((job) => (job.finishedOn ?? sweepStarted) >= since - SWEEP_OVERLAP_MS);
+      for (let offset = 0; ; offset += SWEEP_PAGE) {
+        // Newest first, [id, finishedOn, id, finishedOn, ...]: stop at the first page that reaches back past `since`.
+        const page = await client.zrevrange(queue.keys[state]!, offset, offset + SWEEP_PAGE - 1, { WITHSCORES: true });
+        const finished = new Map<string, number>();
+        for (let i = 0; i < page.length; i += 2) {
+          const finishedOn = Number(page[i + 1]);
+          if (finishedOn >= since - SWEEP_OVERLAP_MS) finished.set(page[i]!, finishedOn);
+        }
+        const missing = await unrecordedOutcomes(db, queueName, state, finished);
+        const jobs = await Promise.all(missing.map((jobId) => queue.getJob(jobId)));
         inserted += await insertJobRecords(
           db,
-          fresh.map((job) => jobRecordRow(queueName, job, state)),
+          jobs.map((job) => job && jobRecordRow(queueName, job, state)),
         );
-        if (jobs.length < SWEEP_PAGE || fresh.length < jobs.length) break;
+        if (page.length < 2 * SWEEP_PAGE || finished.size < page.length / 2) break;
       }
     }
     since = sweepStarted;

@@ -38,6 +38,8 @@ describe("Docker deployment", () => {
     expect(resolved).toContain("service_healthy");
     expect(resolved).toContain("rabbitmq:4-management");
     expect(resolved.match(/healthcheck:/g)?.length).toBeGreaterThanOrEqual(4);
+    // The heap settings npm run soak measured the tc-ingest workers with.
+    expect(resolved).toContain("NODE_OPTIONS: --max-old-space-size=1024 --max-semi-space-size=8");
     // Workers must stay scalable: no fixed container names or host ports.
     expect(resolved).not.toContain("container_name");
   });
