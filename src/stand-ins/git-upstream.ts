@@ -9,7 +9,7 @@
  * (removes the repositories).
  */
 import { execFile, spawn } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -31,6 +31,10 @@ export interface GitUpstream {
   url: string;
   repoUrl(name: string): string;
   createRepo(name: string): Promise<string>;
+  /** Creates `name` served with a generated history of `count` commits (writeGeneratedHistory); no work tree. Returns its URL and how many of the commits are merges. */
+  generateRepo(name: string, count: number): Promise<{ url: string; merges: number }>;
+  /** Serves a copy of an existing bare repository (a benchmark's cached history) as `name`; no work tree. */
+  adoptRepo(name: string, sourceBare: string): Promise<string>;
   /** Commits `files` (null removes) and pushes; returns the new sha. */
   commit(name: string, files: Record<string, string | null>, message: string, options?: GitCommitOptions): Promise<string>;
   /** Runs git in `name`'s work tree (stdin: `input`, raw bytes allowed); returns stdout. For crafted objects and for reading history. */
@@ -121,6 +125,19 @@ export async function startGitUpstream(): Promise<GitUpstream> {
       await git(tree, ["remote", "add", "origin", bare]);
       return `${base}/${name}.git`;
     },
+    async generateRepo(name, count) {
+      const bare = path.join(served, `${name}.git`);
+      await mkdir(path.dirname(bare), { recursive: true });
+      await run("git", ["init", "-q", "--bare", "-b", "main", bare], { env });
+      const merges = await writeGeneratedHistory(bare, count);
+      return { url: `${base}/${name}.git`, merges };
+    },
+    async adoptRepo(name, sourceBare) {
+      const bare = path.join(served, `${name}.git`);
+      await mkdir(path.dirname(bare), { recursive: true });
+      await cp(sourceBare, bare, { recursive: true });
+      return `${base}/${name}.git`;
+    },
     async commit(name, files, message, { branch = "main", author, date } = {}) {
       const tree = path.join(work, name);
       const branches = (await git(tree, ["branch", "--list", branch])).stdout.trim();
@@ -170,4 +187,64 @@ function identity(author: string | undefined, date: Date | undefined): Record<st
   }
   if (date) Object.assign(env, { GIT_AUTHOR_DATE: date.toISOString(), GIT_COMMITTER_DATE: date.toISOString() });
   return env;
+}
+
+/** A merge every this many commits in generated histories. */
+export const GENERATED_MERGE_EVERY = 50;
+
+/**
+ * Writes exactly `count` commits into the (empty) bare repository at `bare`
+ * with `git fast-import` (~1,000,000 in a few minutes): a linear `main` where
+ * every GENERATED_MERGE_EVERY-th commit merges a one-commit `side` branch
+ * forked from main's parent. Every other commit changes one file; merges
+ * change none. Returns the number of merges.
+ */
+export async function writeGeneratedHistory(bare: string, count: number): Promise<number> {
+  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: "/nonexistent", GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null" };
+  const importer = spawn("git", ["--git-dir", bare, "fast-import", "--quiet", "--done"], { env, stdio: ["pipe", "ignore", "pipe"] });
+  let stderr = "";
+  importer.stderr.on("data", (chunk: Buffer) => {
+    if (stderr.length < 10_000) stderr += chunk;
+  });
+  importer.stdin.on("error", () => {});
+  const done = new Promise<number | null>((resolve) => importer.on("close", resolve));
+  const write = (text: string) => (importer.stdin.write(text) ? Promise.resolve() : new Promise<void>((resolve) => importer.stdin.once("drain", resolve)));
+  const data = (text: string) => `data ${Buffer.byteLength(text)}\n${text}\n`;
+  let made = 0;
+  let merges = 0;
+  let mainMark = 0;
+  let nextMark = 1;
+  let chunk = "";
+  const commit = (ref: string, from: number | undefined, merge: number | undefined, file: string | undefined) => {
+    const mark = nextMark++;
+    const n = made++;
+    const ident = `Bench Author <bench${n % 7}@example.com> ${1_700_000_000 + n} +0000`;
+    chunk +=
+      `commit ${ref}\nmark :${mark}\nauthor ${ident}\ncommitter ${ident}\n` +
+      data(`change ${n}\n\nBug ${n} - a longer description line`) +
+      (from ? `from :${from}\n` : "") +
+      (merge ? `merge :${merge}\n` : "") +
+      (file ? `M 644 inline ${file}\n${data(`key${n} = value ${n}\n`)}` : "") +
+      "\n";
+    return mark;
+  };
+  while (made < count) {
+    if (made > 2 && made % GENERATED_MERGE_EVERY === GENERATED_MERGE_EVERY - 2 && made + 2 <= count) {
+      // Main's parent is the mark before main's tip: the commits since the last merge are main's.
+      const side = commit("refs/heads/side", mainMark - 1, undefined, `side/file${made % 20}.ftl`);
+      mainMark = commit("refs/heads/main", mainMark, side, undefined);
+      merges++;
+    } else {
+      mainMark = commit("refs/heads/main", mainMark || undefined, undefined, `dir${made % 4}/file${made % 20}.ftl`);
+    }
+    if (chunk.length > 1 << 20) {
+      await write(chunk);
+      chunk = "";
+    }
+  }
+  await write(`${chunk}done\n`);
+  importer.stdin.end();
+  const code = await done;
+  if (code !== 0) throw new Error(`git fast-import exited ${code}: ${stderr.slice(0, 500)}`);
+  return merges;
 }

@@ -41,6 +41,8 @@ export interface WrittenCommits {
 export interface HgCommitWriter {
   /** Commits into the repository at `repo` (a folder); `describe` also returns the pushlog entries. */
   write(repo: string, commits: CommitSpec[], describe: boolean): Promise<WrittenCommits>;
+  /** Commits `count` generated linear changesets on the tip, fast (benchmarks); `start` numbers them, `files` bounds the files touched. */
+  generate(repo: string, count: number, options?: { start?: number; files?: number }): Promise<string[]>;
   close(): void;
 }
 
@@ -76,8 +78,26 @@ export function startHgCommitWriter(env: Record<string, string>): HgCommitWriter
     }
   });
   let queue: Promise<unknown> = Promise.resolve();
+  const request = (spec: object): Promise<WrittenCommits> => {
+    const result = queue.then(
+      () =>
+        new Promise<WrittenCommits>((resolve, reject) => {
+          answers.push((line) => {
+            const answer = JSON.parse(line) as { nodes?: string[]; full?: unknown[]; error?: string };
+            if (answer.error) reject(new Error(`hg-commits.py: ${answer.error}`));
+            else resolve({ nodes: answer.nodes!, full: answer.full! });
+          });
+          helper.stdin.write(`${JSON.stringify(spec)}\n`);
+        }),
+    );
+    queue = result.catch(() => {});
+    return result;
+  };
 
   return {
+    async generate(repo, count, { start = 0, files = 20 } = {}) {
+      return (await request({ repo, generate: { count, start, files } })).nodes;
+    },
     write(repo, commits, describe) {
       const spec = {
         repo,
@@ -93,19 +113,7 @@ export function startHgCommitWriter(env: Record<string, string>): HgCommitWriter
           copies: c.copies,
         })),
       };
-      const result = queue.then(
-        () =>
-          new Promise<WrittenCommits>((resolve, reject) => {
-            answers.push((line) => {
-              const answer = JSON.parse(line) as { nodes?: string[]; full?: unknown[]; error?: string };
-              if (answer.error) reject(new Error(`hg-commits.py: ${answer.error}`));
-              else resolve({ nodes: answer.nodes!, full: answer.full! });
-            });
-            helper.stdin.write(`${JSON.stringify(spec)}\n`);
-          }),
-      );
-      queue = result.catch(() => {});
-      return result;
+      return request(spec);
     },
     close: () => void helper.stdin.end(),
   };

@@ -16,7 +16,7 @@
  * the repositories).
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -56,6 +56,12 @@ export interface HgServer {
   createRepo(name: string): Promise<string>;
   /** Commits the changesets and records them as one push (default user pusher@example.com, date 1_700_000_000 + push id); returns their nodes. */
   push(name: string, commits: CommitSpec[], options?: { user?: string; date?: number }): Promise<{ pushId: number; nodes: string[] }>;
+  /**
+   * Serves a copy of an existing repository (a benchmark's cached history)
+   * as `name`, with one pushlog entry per list of `pushes` (nodes, oldest
+   * first); full=1 answers list the nodes only.
+   */
+  adoptRepo(name: string, source: string, pushes: string[][]): Promise<string>;
   /** Commits without recording a push (history from before the pushlog). */
   commit(name: string, commits: CommitSpec[]): Promise<string[]>;
   pushes(name: string): RecordedPush[];
@@ -167,6 +173,20 @@ export async function startHgServer(): Promise<HgServer> {
       await mkdir(path.dirname(path.join(repos, name)), { recursive: true });
       await run("hg", ["init", path.join(repos, name)], { env: HG_ENV });
       pushlogs.set(name, []);
+      return `${base}/${name}`;
+    },
+    async adoptRepo(name, source, pushes) {
+      const dest = path.join(repos, name);
+      await mkdir(path.dirname(dest), { recursive: true });
+      await cp(source, dest, { recursive: true });
+      const list: RecordedPush[] = pushes.map((nodes, index) => ({
+        id: index + 1,
+        user: "pusher@example.com",
+        date: 1_700_000_000 + index + 1,
+        nodes,
+        full: nodes,
+      }));
+      pushlogs.set(name, list);
       return `${base}/${name}`;
     },
     commit: async (name, commits) => (await writer.write(path.join(repos, name), commits, false)).nodes,

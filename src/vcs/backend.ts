@@ -53,8 +53,14 @@ export interface VcsBackend {
   repair(repoPath: string, staleAfterMs: number, log: Logger): Promise<string[]>;
   /** Current heads (40-hex). */
   heads(repoPath: string): Promise<string[]>;
-  /** Every revision reachable from `heads`, oldest first (topological). */
-  ancestors(repoPath: string, heads: string[], exclude?: string[]): Promise<string[]>;
+  /**
+   * Every revision reachable from `heads` (and not from `exclude`), oldest
+   * first (topological), in arrays of at most `batchSize` as the tool lists
+   * them: a whole history is never held at once.
+   */
+  ancestors(repoPath: string, heads: string[], exclude?: string[], batchSize?: number): AsyncGenerator<string[]>;
+  /** How many revisions `ancestors(heads)` lists, counted by the tool (for progress). */
+  countAncestors(repoPath: string, heads: string[]): Promise<number>;
   /** Full records of the given revisions, in batches of at most `batchSize`, in the given order. */
   readChangesets(repoPath: string, revisions: string[], batchSize?: number): AsyncGenerator<ChangesetRecord[]>;
   /** A diff between two revisions, bounded to `maxBytes`. */

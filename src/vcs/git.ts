@@ -22,7 +22,7 @@ import type { Logger } from "../core/log.ts";
 import { assertRevision, type ChangesetRecord, type DiffResult, type TransferOptions, type VcsBackend } from "./backend.ts";
 import { CatFileBatchReader, DiffTreeReader, parseCommitObject } from "./git-history.ts";
 import { MissingRevisionError } from "./missing-revision-error.ts";
-import { minimalEnv, progressLogger, runTool, ToolError } from "./run-tool.ts";
+import { minimalEnv, progressLogger, runTool, streamToolLines, ToolError } from "./run-tool.ts";
 
 const GIT_ENV = minimalEnv({
   HOME: "/nonexistent",
@@ -161,12 +161,20 @@ export const gitBackend: VcsBackend = {
     return [...new Set(stdout.toString("utf8").split("\n").filter(Boolean))];
   },
 
-  async ancestors(repoPath: string, heads: string[], exclude: string[] = []) {
-    if (heads.length === 0) return [];
-    const { stdout } = await git(repoPath, ["rev-list", "--topo-order", "--reverse", "--stdin"], {
+  async *ancestors(repoPath: string, heads: string[], exclude: string[] = [], batchSize = 2000) {
+    if (heads.length === 0) return;
+    // git sorts the whole list before the first line (--reverse): that memory is git's, not ours.
+    yield* streamToolLines("git", ["--git-dir", repoPath, "rev-list", "--topo-order", "--reverse", "--stdin"], {
+      env: GIT_ENV,
+      batchSize,
       input: `${[...heads.map(assertRevision), ...exclude.map((rev) => `^${assertRevision(rev)}`)].join("\n")}\n`,
     });
-    return stdout.toString("utf8").split("\n").filter(Boolean);
+  },
+
+  async countAncestors(repoPath: string, heads: string[]) {
+    if (heads.length === 0) return 0;
+    const { stdout } = await git(repoPath, ["rev-list", "--count", "--stdin"], { input: `${heads.map(assertRevision).join("\n")}\n` });
+    return Number(stdout.toString("utf8").trim());
   },
 
   async *readChangesets(repoPath: string, revisions: string[], batchSize = 2000) {

@@ -22,7 +22,7 @@ import {
   type VcsBackend,
 } from "./backend.ts";
 import { MissingRevisionError } from "./missing-revision-error.ts";
-import { minimalEnv, progressLogger, runTool } from "./run-tool.ts";
+import { minimalEnv, progressLogger, runTool, streamToolLines } from "./run-tool.ts";
 
 /**
  * Mercurial follows HTTP redirects to any host and has no setting against it;
@@ -170,11 +170,23 @@ export const hgBackend: VcsBackend = {
     return stdout.toString("utf8").split("\n").filter(Boolean);
   },
 
-  async ancestors(repoPath: string, heads: string[], exclude: string[] = []) {
-    if (heads.length === 0) return [];
+  async *ancestors(repoPath: string, heads: string[], exclude: string[] = [], batchSize = 2000) {
+    if (heads.length === 0) return;
     const revset = exclude.length ? `only(${revsetOf(heads)}, ${revsetOf(exclude)})` : `::(${revsetOf(heads)})`;
-    const { stdout } = await hgRead(["-R", repoPath, "log", "-r", `sort(${revset}, rev)`, "-T", "{node}\\n"]);
-    return stdout.toString("utf8").split("\n").filter(Boolean);
+    // Plain hg, not chg: the listing streams for as long as the import takes.
+    yield* streamToolLines("hg", [...BASE_ARGS, "-R", repoPath, "log", "-r", `sort(${revset}, rev)`, "-T", "{node}\\n"], { env: HG_ENV, batchSize });
+  },
+
+  async countAncestors(repoPath: string, heads: string[]) {
+    if (heads.length === 0) return 0;
+    // One byte per revision, counted as it streams.
+    let count = 0;
+    await hgRead(["-R", repoPath, "log", "-r", `::(${revsetOf(heads)})`, "-T", "x"], {
+      onStdout: (chunk) => {
+        count += chunk.length;
+      },
+    });
+    return count;
   },
 
   async *readChangesets(repoPath: string, revisions: string[], batchSize = 2000) {

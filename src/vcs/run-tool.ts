@@ -190,3 +190,51 @@ export function progressLogger(log: { info: (obj: object, msg: string) => void; 
     }
   };
 }
+
+/**
+ * Runs the tool and yields its stdout lines (without the newline) in arrays
+ * of at most `batchSize`, as the tool writes them: a listing of a whole
+ * history (a million revisions is ~41 MB of text) is never held at once. The
+ * tool waits on a full pipe while the caller works on a batch (backpressure).
+ * Throws a ToolError after the last batch if the tool failed; a caller that
+ * stops early (break, throw) kills it.
+ */
+export async function* streamToolLines(executable: string, args: string[], options: RunOptions & { batchSize: number }): AsyncGenerator<string[]> {
+  const child = spawn(executable, args, { env: options.env, cwd: options.cwd, stdio: ["pipe", "pipe", "pipe"], signal: options.signal });
+  let stderr = "";
+  let spawnError: Error | undefined;
+  child.on("error", (error) => {
+    spawnError = error;
+  });
+  child.stdin.on("error", () => {});
+  child.stdin.end(options.input ?? "");
+  child.stderr.on("data", (chunk: Buffer) => {
+    if (stderr.length < 64_000) stderr += chunk.toString("utf8");
+  });
+  const closed = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+  let finished = false;
+  try {
+    let partial = "";
+    let lines: string[] = [];
+    for await (const chunk of child.stdout as AsyncIterable<Buffer>) {
+      const parts = (partial + chunk.toString("latin1")).split("\n");
+      partial = parts.pop()!;
+      for (const line of parts) {
+        if (line === "") continue;
+        lines.push(line);
+        if (lines.length >= options.batchSize) {
+          yield lines;
+          lines = [];
+        }
+      }
+    }
+    if (partial !== "") lines.push(partial);
+    const code = await closed;
+    if (spawnError) throw spawnError;
+    if (code !== 0) throw new ToolError(`${executable} ${subcommandOf(args)}`.trim(), code, stderr);
+    if (lines.length) yield lines;
+    finished = true;
+  } finally {
+    if (!finished && child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+  }
+}

@@ -110,12 +110,14 @@ export function message(routingKey: string) {
 }
 
 /**
- * A real `pulse-bridge worker hg-sync` process (through tsx, so no build is
- * needed). Its stderr (JSON logs) is kept for diagnosis.
+ * A real `pulse-bridge worker hg-sync` process: through tsx (no build
+ * needed), or `node dist/cli.js` as users run it with `built` (needs `npm
+ * run build`). Its stderr (JSON logs) is kept for diagnosis.
  */
-export function spawnWorker(env: Record<string, string>, options: { concurrency?: number; extraEnv?: Record<string, string> } = {}) {
+export function spawnWorker(env: Record<string, string>, options: { concurrency?: number; extraEnv?: Record<string, string>; built?: boolean } = {}) {
   const root = fileURLToPath(new URL("../..", import.meta.url));
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "worker", "hg-sync", "--concurrency", String(options.concurrency ?? 2)], {
+  const entry = options.built ? ["dist/cli.js"] : ["--import", "tsx", "src/cli.ts"];
+  const child = spawn(process.execPath, [...entry, "worker", "hg-sync", "--concurrency", String(options.concurrency ?? 2)], {
     cwd: root,
     env: { ...process.env, ...env, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "info", ...options.extraEnv },
     stdio: ["ignore", "ignore", "pipe"],

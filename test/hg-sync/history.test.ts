@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { changesetsStored } from "../../src/jobs/hg-sync/metrics.ts";
 import { trackForest, trackRepository } from "../../src/jobs/hg-sync/tracking.ts";
 import { diffRevisions } from "../../src/vcs/backends.ts";
 import { clonePathFor } from "../../src/vcs/clone-path.ts";
@@ -9,6 +10,12 @@ const t = useHgSyncSetting("hg-history", { hg: true });
 async function poke(repoUrl: string, pushIds: number[]) {
   const id = await t.jobs.add({ kind: "hg-push", repoUrl, heads: [], pushIds, message: message(repoUrl) });
   return t.jobs.finished(id);
+}
+
+/** pulse_bridge_hg_sync_changesets_stored_total{kind} of this process. */
+async function changesetsStoredMetric(kind: "hg" | "git"): Promise<number> {
+  const metric = await changesetsStored.get();
+  return metric.values.find((value) => value.labels.kind === kind)?.value ?? 0;
 }
 
 describe("hg-sync history", () => {
@@ -141,9 +148,13 @@ describe("hg-sync history", () => {
       { message: "next", files: { "a.ftl": "b\n" } },
     ]);
     const side = await t.hg.commit("forest/fy-NL", [{ parents: [nodes[0]!], branch: "other", message: "second head", files: { "c.ftl": "c\n" } }]);
+    const storedBefore = await changesetsStoredMetric("hg");
     const id = await t.jobs.add({ kind: "hg-newrepo", repoUrl: url, message: message("forest/fy-NL") });
     const job = await t.jobs.finished(id);
     expect(job.failedReason).toBeUndefined();
+    // Progress for Bull Board and the metric (the pool runs in this process): 3 of the 3 counted in the clone.
+    expect(job.progress).toMatchObject({ changesetsStored: 3, alreadyStored: 0, total: 3, percent: 100 });
+    expect((await changesetsStoredMetric("hg")) - storedBefore).toBe(3);
     const repo = await t.env.db.repository.findUniqueOrThrow({ where: { url }, include: { locale: true, forest: true } });
     expect(repo).toMatchObject({ name: "forest/fy-NL", kind: "hg", lastPushId: 0 });
     expect(repo.locale?.code).toBe("fy-NL");

@@ -144,18 +144,30 @@ export async function storePushes(db: Database, repositoryId: number, pushes: Pu
   );
 }
 
+/** Push memberships are written this many at a time: a first push can list 100,000 changesets. */
+const LINK_BATCH = 10_000;
+
 async function linkPushChangesets(tx: Transaction, inserted: Array<{ id: number; pushId: number }>, pushes: PushRecord[]): Promise<void> {
   const byPushId = new Map(pushes.map((p) => [p.pushId, p]));
-  const allRevisions = [...new Set(inserted.flatMap((row) => byPushId.get(row.pushId)!.revisions))];
-  if (allRevisions.length === 0) return;
-  const ids = await idsByRevision(tx, allRevisions);
-  const rows = inserted.flatMap((row) => byPushId.get(row.pushId)!.revisions.map((rev, position) => ({ push: row.id, position, changeset: ids.get(rev) })));
-  const missing = rows.find((row) => row.changeset === undefined);
-  if (missing) throw new Error(`push changeset not stored before its push (push row ${missing.push})`);
-  await tx.$executeRaw`
-    INSERT INTO "PushChangeset" ("pushId", position, "changesetId")
-    SELECT * FROM unnest(${rows.map((r) => r.push)}::int[], ${rows.map((r) => r.position)}::int[], ${rows.map((r) => r.changeset!)}::int[])
-    ON CONFLICT DO NOTHING`;
+  let rows: Array<{ push: number; position: number; revision: string }> = [];
+  const flush = async () => {
+    const ids = await idsByRevision(tx, [...new Set(rows.map((row) => row.revision))]);
+    const missing = rows.find((row) => !ids.has(row.revision));
+    if (missing) throw new Error(`push changeset not stored before its push (push row ${missing.push})`);
+    await tx.$executeRaw`
+      INSERT INTO "PushChangeset" ("pushId", position, "changesetId")
+      SELECT * FROM unnest(${rows.map((r) => r.push)}::int[], ${rows.map((r) => r.position)}::int[], ${rows.map((r) => ids.get(r.revision)!)}::int[])
+      ON CONFLICT DO NOTHING`;
+    rows = [];
+  };
+  for (const row of inserted) {
+    const revisions = byPushId.get(row.pushId)!.revisions;
+    for (let position = 0; position < revisions.length; position++) {
+      rows.push({ push: row.id, position, revision: revisions[position]! });
+      if (rows.length >= LINK_BATCH) await flush();
+    }
+  }
+  if (rows.length) await flush();
 }
 
 /**
