@@ -38,8 +38,9 @@ describe("Docker deployment", () => {
     expect(resolved).toContain("service_healthy");
     expect(resolved).toContain("rabbitmq:4-management");
     expect(resolved.match(/healthcheck:/g)?.length).toBeGreaterThanOrEqual(4);
-    // The heap settings npm run soak measured the tc-ingest workers with.
+    // The heap settings npm run soak (tc-ingest) and npm run bench:scale (hg-sync) measured the workers with.
     expect(resolved).toContain("NODE_OPTIONS: --max-old-space-size=1024 --max-semi-space-size=8");
+    expect(resolved).toContain("NODE_OPTIONS: --max-old-space-size=256 --max-semi-space-size=4");
     // Workers must stay scalable: no fixed container names or host ports.
     expect(resolved).not.toContain("container_name");
   });
