@@ -24,6 +24,7 @@
  * all in-process through startBridge().
  */
 
+import type { AnyJobRequest } from "../contract/contracts.ts";
 import { deadLetterJobRequest } from "../contract/job-requests.ts";
 import { closeQueues, openQueues } from "../contract/queues.ts";
 import type { Config } from "../core/config.ts";
@@ -33,7 +34,7 @@ import type { Logger } from "../core/log.ts";
 import { bridgePaused, messagesConsumed, messagesDeadLettered, messagesEnqueued, messagesIgnored } from "../core/metrics.ts";
 import { createRedis, isCluster } from "../core/redis.ts";
 import { ensureDurability, replicaWait } from "../core/redis-durability.ts";
-import { queueTelemetry, startSpan, tracingOn } from "../core/tracing.ts";
+import { type OpenSpan, queueTelemetry, startSpan, tracingOn } from "../core/tracing.ts";
 import { type IncomingMessage, originalMessage, type RouteDecision, routeMessage } from "../routing/route-message.ts";
 import { Enqueuer } from "./enqueuer.ts";
 import { FeedConsumer, type FeedStatus } from "./feed-consumer.ts";
@@ -164,22 +165,25 @@ export async function startBridge(options: BridgeOptions): Promise<BridgeHandle>
       log.warn({ source, exchange: message.exchange, routingKey: message.routingKey, reason: decision.job.data.reason }, "invalid message: dead-lettered");
     }
     const job = decision.job;
-    const enqueue = () =>
-      enqueuer.add(job, (added) => {
-        if (added.queue === "dead-letter") messagesDeadLettered.inc({ source });
-        else messagesEnqueued.inc({ source, queue: added.queue });
-        span?.setAttributes({
-          "pulse_bridge.outcome": added.queue === "dead-letter" ? "dead-letter" : "enqueued",
-          "bullmq.job.id": added.opts.jobId,
-          "bullmq.queue.name": added.queue,
-        });
-        span?.end();
-        settled();
-      });
     // Active while BullMQ adds the job, which stores this trace's context in it.
-    if (span) span.run(enqueue);
-    else enqueue();
+    if (span) span.run(() => enqueue(job, source, span, settled));
+    else enqueue(job, source, undefined, settled);
   };
+
+  // Made once, not per message: a closure per message costs (and under tsx,
+  // which names every `const f = () =>`, a defineProperty call too).
+  const enqueue = (job: AnyJobRequest, source: string, span: OpenSpan | undefined, settled: () => void): void =>
+    enqueuer.add(job, (added) => {
+      if (added.queue === "dead-letter") messagesDeadLettered.inc({ source });
+      else messagesEnqueued.inc({ source, queue: added.queue });
+      span?.setAttributes({
+        "pulse_bridge.outcome": added.queue === "dead-letter" ? "dead-letter" : "enqueued",
+        "bullmq.job.id": added.opts.jobId,
+        "bullmq.queue.name": added.queue,
+      });
+      span?.end();
+      settled();
+    });
 
   for (const feed of pulseFeeds(config)) {
     feeds.push(

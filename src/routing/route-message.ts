@@ -99,7 +99,7 @@ export function originalMessage(message: IncomingMessage, text?: string, keep = 
     decoded = decodeUtf8(content.subarray(0, end));
     kept = decoded === undefined ? content.subarray(0, keep) : content.subarray(0, end);
   }
-  return {
+  const original: OriginalMessage = {
     connection: message.feed.connection,
     feed: message.feed.kind,
     exchange: message.exchange,
@@ -108,9 +108,27 @@ export function originalMessage(message: IncomingMessage, text?: string, keep = 
     bodyEncoding: decoded === undefined ? "base64" : "utf8",
     headers: message.headers,
     redelivered: message.redelivered,
-    receivedAt: (message.receivedAt ?? new Date()).toISOString(),
-    ...(cut ? { truncated: { bytes: content.length, sha256: createHash("sha256").update(content).digest("hex") } } : {}),
+    receivedAt: message.receivedAt ? message.receivedAt.toISOString() : nowIso(),
   };
+  if (cut) original.truncated = { bytes: content.length, sha256: createHash("sha256").update(content).digest("hex") };
+  return original;
+}
+
+let clockMs = Number.NaN;
+let clockIso = "";
+
+/**
+ * Now, as ISO text. The text has millisecond precision and the bridge routes
+ * tens of messages per millisecond, so it is made once per millisecond
+ * (formatting a Date cost ~0.45 µs, a tenth of routing a message).
+ */
+function nowIso(): string {
+  const now = Date.now();
+  if (now !== clockMs) {
+    clockMs = now;
+    clockIso = new Date(now).toISOString();
+  }
+  return clockIso;
 }
 
 /**
