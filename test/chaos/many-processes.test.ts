@@ -8,19 +8,15 @@
  * 1), and the bouncer at most processes × DATABASE_POOL_SIZE clients.
  * `npm run chaos -- --redis sentinel --pgbouncer --bridges 2 --hg-sync 4 --tc-ingest 4` is the long one.
  */
-import { existsSync } from "node:fs";
 import { expect, it } from "vitest";
-import { formatResult, runChaos } from "../../chaos/harness.ts";
-import { CLI } from "../../chaos/processes.ts";
+import { expectLedgerKept, runReportedChaos, SHORT_RUN } from "../support/chaos-run.ts";
 
 const BOUNCER_POOL = 8;
 const DATABASE_POOL_SIZE = 4;
 const PROCESSES = { bridges: 2, hgSync: 4, tcIngest: 4 };
 
 it("runs 2 bridges, 4 hg-sync and 4 tc-ingest processes on Sentinel and PgBouncer: nothing lost or duplicated, connections within budget", async () => {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first (CI does)`);
-  const lines: string[] = [];
-  const result = await runChaos({
+  const { result, context } = await runReportedChaos("many processes, Sentinel + PgBouncer", {
     redis: "sentinel",
     failovers: 1,
     faults: "redis",
@@ -30,20 +26,9 @@ it("runs 2 bridges, 4 hg-sync and 4 tc-ingest processes on Sentinel and PgBounce
     messages: 400,
     rate: 20,
     seed: 31,
-    redisDownMs: 10_000,
-    drainTimeoutMs: 90_000,
-    pushesPerRepository: 5,
-    report: (line) => lines.push(line),
+    ...SHORT_RUN,
   });
-  const table = formatResult(result);
-  console.log(`chaos (many processes, Sentinel + PgBouncer)\n${table}`);
-  const context = `${table}\n${lines.join("\n")}`;
-  expect(result.verdict.lost, context).toEqual([]);
-  expect(result.verdict.duplicatedRows, context).toBe(0);
-  expect(result.verdict.stuck, context).toEqual({});
-  expect(result.verdict.overlappingSyncs, context).toBe(0);
-  expect(result.crashes, context).toEqual([]);
-  expect(result.resumed.ok, context).toBe(true);
+  expectLedgerKept(result, context);
   const { peaks, clientBudget, harnessDirect } = result.connections;
   expect(clientBudget).toBe((PROCESSES.hgSync + PROCESSES.tcIngest) * DATABASE_POOL_SIZE);
   expect(peaks.processBackends, context).toBeGreaterThan(0);

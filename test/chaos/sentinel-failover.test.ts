@@ -6,15 +6,11 @@
  * The bridge runs REDIS_DURABILITY=replicas:1, as it must through Sentinel.
  * `npm run chaos -- --redis sentinel` is the long one.
  */
-import { existsSync } from "node:fs";
 import { expect, it } from "vitest";
-import { formatResult, runChaos } from "../../chaos/harness.ts";
-import { CLI } from "../../chaos/processes.ts";
+import { expectLedgerKept, runReportedChaos, SHORT_RUN } from "../support/chaos-run.ts";
 
 it("loses nothing and duplicates nothing across three Sentinel failovers, and every role resumes by itself", async () => {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first (CI does)`);
-  const lines: string[] = [];
-  const result = await runChaos({
+  const { result, context } = await runReportedChaos("Sentinel failovers", {
     redis: "sentinel",
     failovers: 3,
     faults: "redis",
@@ -22,14 +18,8 @@ it("loses nothing and duplicates nothing across three Sentinel failovers, and ev
     messages: 500,
     rate: 12,
     seed: 21,
-    redisDownMs: 10_000,
-    drainTimeoutMs: 90_000,
-    pushesPerRepository: 5,
-    report: (line) => lines.push(line),
+    ...SHORT_RUN,
   });
-  const table = formatResult(result);
-  console.log(`chaos (Sentinel failovers)\n${table}`);
-  const context = `${table}\n${lines.join("\n")}`;
   const failovers = result.faults.filter((f) => f.name.startsWith("Redis master SIGKILLed"));
   expect(failovers.length, context).toBe(3);
   expect(
@@ -42,11 +32,6 @@ it("loses nothing and duplicates nothing across three Sentinel failovers, and ev
   const publishedAtKill = failovers.map((f) => Number(/\((\d+) messages published when it began\)/.exec(f.detail)?.[1]));
   for (const published of publishedAtKill) expect(published, context).toBeGreaterThan(0);
   for (const published of publishedAtKill) expect(published, context).toBeLessThan(result.messagesSent - result.resumed.messages - result.resumed.newPushes);
-  expect(result.verdict.lost, context).toEqual([]);
-  expect(result.verdict.duplicatedRows, context).toBe(0);
-  expect(result.verdict.stuck, context).toEqual({});
-  expect(result.verdict.overlappingSyncs, context).toBe(0);
-  expect(result.crashes, context).toEqual([]);
-  expect(result.resumed.ok, context).toBe(true);
+  expectLedgerKept(result, context);
   expect(result.ok, context).toBe(true);
 }, 240_000);
