@@ -221,21 +221,49 @@ export async function startPrivateSentinel(options: PrivateSentinelOptions = {})
       if (server.child && server.child.exitCode === null && server.child.signalCode === null) throw new Error(`redis-server on port ${port} is running`);
       const master = (await currentMaster()).port;
       await startData(server, master);
+      // Ready when the sentinels agree on a master and every sentinel sees the other data
+      // server as its healthy replica. Usually that is `port` under `master`, but on a loaded
+      // machine a master stalled past down-after-milliseconds (an fsync, say) can be failed
+      // over again meanwhile, and then the roles are the other way round: just as good for
+      // the next failover, which is what this wait is for.
+      const seen = new Map<number, string>();
+      const started = Date.now();
+      let reset = false;
       await waitFor(
-        `port ${port} to be a healthy replica of ${master} for every sentinel`,
+        `port ${port} back as a replica, seen healthy by every sentinel`,
         async () => {
-          if (!/master_link_status:up/.test(await ask(port, (c) => c.info("replication")))) return false;
+          const named = await Promise.all(sentinels.map((s) => masterBySentinel(s.port)));
+          if (named.some((p) => p !== named[0])) {
+            seen.set(0, `sentinels name different masters: ${named.join(", ")}`);
+            return false;
+          }
+          const current = named[0]!;
+          const replica = data.find((d) => d.port !== current)!.port;
+          const info = await ask(replica, (c) => c.info("replication"));
+          if (!/master_link_status:up/.test(info) || !info.includes(`master_port:${current}`)) {
+            seen.set(replica, `not yet linked to ${current}`);
+            return false;
+          }
+          const stale: Server[] = [];
           for (const sentinel of sentinels) {
             const replicas = (await ask(sentinel.port, (c) => c.call("SENTINEL", "REPLICAS", masterName))) as string[][];
-            const entry = replicas.map(pairs).find((fields) => fields.get("port") === String(port));
-            if (!entry) return false;
-            const flags = entry.get("flags") ?? "";
-            if (flags !== "slave" || entry.get("master-link-status") !== "ok" || entry.get("master-port") !== String(master)) return false;
+            const entry = replicas.map(pairs).find((fields) => fields.get("port") === String(replica));
+            const state = entry ? `flags ${entry.get("flags")}, link ${entry.get("master-link-status")}, master ${entry.get("master-port")}` : "not listed";
+            seen.set(sentinel.port, `${replica}: ${state}`);
+            if (entry?.get("flags") !== "slave" || entry.get("master-link-status") !== "ok" || entry.get("master-port") !== String(current))
+              stale.push(sentinel);
           }
-          return true;
+          // A sentinel that keeps a stale view for long is told to rediscover the master's replicas and peers.
+          if (stale.length && !reset && Date.now() - started > 20_000) {
+            reset = true;
+            for (const sentinel of stale) await ask(sentinel.port, (c) => c.call("SENTINEL", "RESET", masterName));
+          }
+          return stale.length === 0;
         },
         { timeoutMs: 60_000, intervalMs: 200 },
-      );
+      ).catch((error: Error) => {
+        throw new Error(`${error.message}; last seen: ${[...seen].map(([p, state]) => `${p || "sentinels"}: ${state}`).join("; ")}`);
+      });
     },
     close,
   };
