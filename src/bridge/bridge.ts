@@ -33,7 +33,7 @@ import type { Lifecycle } from "../core/lifecycle.ts";
 import type { Logger } from "../core/log.ts";
 import { bridgePaused, messagesConsumed, messagesDeadLettered, messagesEnqueued, messagesIgnored } from "../core/metrics.ts";
 import { createRedis, isCluster } from "../core/redis.ts";
-import { ensureDurability, replicaWait } from "../core/redis-durability.ts";
+import { durableHandOff } from "../core/redis-durability.ts";
 import { type OpenSpan, queueTelemetry, startSpan, tracingOn } from "../core/tracing.ts";
 import { type IncomingMessage, originalMessage, type RouteDecision, routeMessage } from "../routing/route-message.ts";
 import { Enqueuer } from "./enqueuer.ts";
@@ -92,13 +92,7 @@ export async function startBridge(options: BridgeOptions): Promise<BridgeHandle>
     redisDown = false;
   });
   // REDIS_DURABILITY: refuse to start (before consuming anything) when this Redis cannot give it.
-  const durability = config.redis.durability;
-  try {
-    await ensureDurability(redis, config.redis, durability, log, options.durabilityPatienceMs);
-  } catch (error) {
-    redis.disconnect();
-    throw error;
-  }
+  const afterAdd = await durableHandOff(redis, config.redis, config.redis.durability, log, options.durabilityPatienceMs);
   // With traces on, each add stores the delivery's trace context in its job.
   const queues = openQueues(redis, config.redis.prefix, queueTelemetry());
   for (const queue of Object.values(queues)) queue.on("error", (error: Error) => log.debug({ err: error.message, queue: queue.name }, "queue error"));
@@ -110,7 +104,7 @@ export async function startBridge(options: BridgeOptions): Promise<BridgeHandle>
     isConnected: () => redis.status === "ready",
     // A Cluster writes to several sockets, one per node: nothing to cork.
     ...(isCluster(redis) ? {} : { beforeSend: coalesceWrites(redis) }),
-    ...(durability.mode === "replicas" ? { afterAdd: replicaWait(redis, durability.replicas, durability.waitTimeoutMs) } : {}),
+    ...(afterAdd ? { afterAdd } : {}),
     deadLetterRetention: config.deadLetters,
     ...(options.redisRetryMaxDelayMs !== undefined ? { retryMaxDelayMs: options.redisRetryMaxDelayMs } : {}),
     onHealthChange(healthy) {

@@ -50,18 +50,14 @@ export function registerReplay(program: Command, context: CliContext): void {
       const queues = openQueues(redis, config.redis.prefix);
       try {
         if (options.poison) {
-          const [{ replayPoison }, { ensureDurability, replicaWait }, { createLogger }] = await Promise.all([
+          const [{ replayPoison }, { durableHandOff }, { createLogger }] = await Promise.all([
             import("../replay/poison-queue.ts"),
             import("../core/redis-durability.ts"),
             import("../core/log.ts"),
           ]);
           // Each message leaves the poison queue once Redis has its job, as REDIS_DURABILITY means it.
-          const { durability } = config.redis;
-          await ensureDurability(redis, config.redis, durability, createLogger(config.logLevel, "replay"));
-          const summary = await replayPoison(config, queues, {
-            dryRun: Boolean(options.dryRun),
-            ...(durability.mode === "replicas" ? { afterAdd: replicaWait(redis, durability.replicas, durability.waitTimeoutMs) } : {}),
-          });
+          const afterAdd = await durableHandOff(redis, config.redis, config.redis.durability, createLogger(config.logLevel, "replay"));
+          const summary = await replayPoison(config, queues, { dryRun: Boolean(options.dryRun), ...(afterAdd ? { afterAdd } : {}) });
           if (options.json) return void console.log(JSON.stringify(summary, null, 2));
           for (const o of summary.outcomes) {
             const dropped = o.droppedHeaders.length ? `; headers dropped: ${o.droppedHeaders.join(", ")}` : "";

@@ -117,10 +117,33 @@ async function nodeProblem(redis: Redis, durability: RedisDurability): Promise<P
 }
 
 /**
+ * The hand-off every role that lets go of something once Redis has its job
+ * (the bridge's acks, the webhook's 2xx, replay --poison's acks) goes
+ * through: checks REDIS_DURABILITY at start (ensureDurability), and returns
+ * what to await after each add before letting go (replicas:N: the WAIT;
+ * nothing for memory and fsync). On a refusal the connection is closed.
+ */
+export async function durableHandOff(
+  redis: RedisClient,
+  connection: RedisConnection,
+  durability: RedisDurability,
+  log: Logger,
+  patienceMs?: number,
+): Promise<(() => Promise<void>) | undefined> {
+  try {
+    await ensureDurability(redis, connection, durability, log, patienceMs);
+  } catch (error) {
+    redis.disconnect();
+    throw error;
+  }
+  return durability.mode === "replicas" ? replicaWait(redis, durability.replicas, durability.waitTimeoutMs) : undefined;
+}
+
+/**
  * Checks at start that `redis` gives what REDIS_DURABILITY asks; throws a
  * DurabilityError saying what to change when it does not (unless unchecked).
  */
-export async function ensureDurability(
+async function ensureDurability(
   redis: RedisClient,
   connection: RedisConnection,
   durability: RedisDurability,
@@ -180,7 +203,7 @@ export async function ensureDurability(
  * adds confirmed in one event-loop turn share one WAIT, sent at setImmediate
  * (after this turn's replies, like write-coalescer.ts' batches).
  */
-export function replicaWait(redis: RedisClient, replicas: number, timeoutMs: number): () => Promise<void> {
+function replicaWait(redis: RedisClient, replicas: number, timeoutMs: number): () => Promise<void> {
   let batch: Promise<void> | undefined;
   return () =>
     (batch ??= new Promise<void>((resolve, reject) => {

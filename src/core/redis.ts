@@ -68,10 +68,10 @@ export function createRedis(where: RedisConnection | string, purpose: "producer"
   } else {
     // A Cluster has only database 0.
     const { db: _db, ...nodeCredentials } = credentials(connection.url);
-    const { retryStrategy: _retry, lazyConnect, enableOfflineQueue, ...nodeOptions } = common;
+    const { retryStrategy, lazyConnect, enableOfflineQueue, ...nodeOptions } = common;
     const clusterOptions: ClusterOptions = {
       redisOptions: { ...nodeCredentials, ...nodeOptions },
-      clusterRetryStrategy: (attempt) => (extra.retryStrategy ? (extra.retryStrategy(attempt) ?? null) : reconnectDelay(attempt)),
+      clusterRetryStrategy: (attempt) => retryStrategy?.(attempt) ?? null,
       lazyConnect: lazyConnect ?? false,
       enableOfflineQueue: enableOfflineQueue ?? true,
       enableReadyCheck: true,

@@ -8,7 +8,7 @@
  * Cluster every master is asked and the first problem found is reported.
  */
 import type { Config } from "../core/config.ts";
-import { createRedis, dataNodes, describeRedis, infoFields, type Redis } from "../core/redis.ts";
+import { createRedis, dataNodes, describeRedis, infoFields, type Redis, type RedisClient } from "../core/redis.ts";
 import { durabilityName, durabilityProblem } from "../core/redis-durability.ts";
 import { ALL_ROLES, type CheckResult, reason, result, withTimeout } from "./check.ts";
 
@@ -115,7 +115,7 @@ export async function checkRedis(config: Config, timeoutMs: number): Promise<Che
 }
 
 /** What the bridge checks at start: the same words, so doctor tells before the bridge refuses. */
-async function durabilityCheck(config: Config, client: Parameters<typeof durabilityProblem>[0]): Promise<CheckResult> {
+async function durabilityCheck(config: Config, client: RedisClient): Promise<CheckResult> {
   const { durability } = config.redis;
   const name = `REDIS_DURABILITY=${durabilityName(durability)}`;
   let problem: string | undefined;

@@ -34,7 +34,7 @@ import type { Lifecycle } from "../core/lifecycle.ts";
 import type { Logger } from "../core/log.ts";
 import { registry, webhookDeliveries, webhookDuration } from "../core/metrics.ts";
 import { createRedis } from "../core/redis.ts";
-import { ensureDurability, replicaWait } from "../core/redis-durability.ts";
+import { durableHandOff } from "../core/redis-durability.ts";
 import { webhookPushJob } from "../routing/route-message.ts";
 import { WEBHOOK_OUTCOMES, type WebhookOutcome } from "./outcomes.ts";
 import { checkSignature, SIGNATURE_HEADER } from "./signature.ts";
@@ -130,12 +130,7 @@ export async function startWebhookReceiver(options: WebhookReceiverOptions): Pro
   const redis = createRedis(config.redis, "producer");
   redis.on("error", (error) => log.debug({ err: error.message }, "redis connection error"));
   // A 2xx tells GitHub the delivery is kept: only once Redis has it as REDIS_DURABILITY means it.
-  const { durability } = config.redis;
-  await ensureDurability(redis, config.redis, durability, log).catch((error: Error) => {
-    redis.disconnect();
-    throw error;
-  });
-  const afterAdd = durability.mode === "replicas" ? replicaWait(redis, durability.replicas, durability.waitTimeoutMs) : undefined;
+  const afterAdd = await durableHandOff(redis, config.redis, config.redis.durability, log);
   const queues: Queues = openQueues(redis, config.redis.prefix);
   for (const queue of Object.values(queues)) queue.on("error", (error) => log.debug({ err: error.message }, "queue error"));
 

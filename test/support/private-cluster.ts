@@ -21,6 +21,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { freePort } from "../../src/stand-ins/free-port.ts";
+import { durableServerArgs } from "./private-redis.ts";
 import { waitFor } from "./wait-for.ts";
 
 const run = promisify(execFile);
@@ -78,20 +79,7 @@ export async function startPrivateCluster(options: PrivateClusterOptions = {}): 
     const child = spawn(
       "redis-server",
       [
-        "--port",
-        String(node.port),
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-        node.dir,
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-        "--maxmemory-policy",
-        "noeviction",
+        ...durableServerArgs(node.port, node.dir),
         "--cluster-enabled",
         "yes",
         "--cluster-config-file",

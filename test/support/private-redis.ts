@@ -26,6 +26,30 @@ export interface PrivateRedis {
   start(): Promise<void>;
 }
 
+/**
+ * A data server's arguments as BullMQ's Redis runs in production: every key
+ * kept (noeviction), every write fsynced to the append-only file in `dir`
+ * before the reply, no RDB snapshots. Shared by the Sentinel and Cluster set-ups.
+ */
+export function durableServerArgs(port: number, dir: string): string[] {
+  return [
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--dir",
+    dir,
+    "--save",
+    "",
+    "--appendonly",
+    "yes",
+    "--appendfsync",
+    "always",
+    "--maxmemory-policy",
+    "noeviction",
+  ];
+}
+
 export interface PrivateRedisOptions {
   /** Keep data across kills: append-only file with fsync on every write, in this folder. */
   dataDir?: string;

@@ -21,6 +21,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { Redis } from "ioredis";
 import { freePort } from "../../src/stand-ins/free-port.ts";
+import { durableServerArgs } from "./private-redis.ts";
 import { waitFor } from "./wait-for.ts";
 
 export interface PrivateSentinel {
@@ -94,21 +95,7 @@ export async function startPrivateSentinel(options: PrivateSentinelOptions = {})
 
   const startData = async (server: Server, replicaOf?: number) => {
     spawnServer(server, [
-      "--port",
-      String(server.port),
-      "--bind",
-      "127.0.0.1",
-      "--dir",
-      server.dir,
-      "--save",
-      "",
-      "--appendonly",
-      "yes",
-      "--appendfsync",
-      "always",
-      // BullMQ needs every key kept (as in production).
-      "--maxmemory-policy",
-      "noeviction",
+      ...durableServerArgs(server.port, server.dir),
       // Sentinels learn the replicas' addresses from the master's INFO: name the loopback one.
       "--replica-announce-ip",
       "127.0.0.1",

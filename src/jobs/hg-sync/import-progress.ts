@@ -44,6 +44,7 @@ export class ImportProgress {
   private readonly started = Date.now();
   private lastJobUpdate = 0;
   private lastLog = Date.now();
+  private resumeNoted = false;
 
   constructor(
     private readonly kind: VcsKind,
@@ -56,17 +57,17 @@ export class ImportProgress {
     this.total = total;
   }
 
-  get changesetsStored(): number {
-    return this.stored;
+  /**
+   * Before storing a batch whose first new revision is `firstNew`: when whole
+   * batches were found stored before anything new (an earlier run, killed or
+   * timed out, committed them), logs once where this sync takes over.
+   */
+  resumingAt(firstNew: string, known: number, batchSize: number): void {
+    const alreadyStored = this.known + known;
+    if (this.resumeNoted || this.stored > 0 || alreadyStored < batchSize) return;
+    this.resumeNoted = true;
+    this.log.info({ alreadyStored, from: firstNew }, `resuming from ${firstNew.slice(0, 12)}: ${alreadyStored} changesets stored already`);
   }
-
-  /** Changesets found stored already so far. */
-  get alreadyStored(): number {
-    return this.known;
-  }
-
-  /** Set once the "resuming" line has been logged. */
-  resumeNoted = false;
 
   /** A batch was examined: `fresh` stored now, `known` found stored already. */
   advance(fresh: number, known: number): void {

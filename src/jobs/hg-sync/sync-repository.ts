@@ -85,7 +85,7 @@ async function storeMissing(
   progress: ImportProgress,
   onStored?: (records: ChangesetRecord[]) => void,
 ): Promise<number> {
-  const { db, log, backend } = context;
+  const { db, backend } = context;
   let stored = 0;
   const read = async (slice: string[]) => {
     const known = await knownRevisions(db, repo.id, slice);
@@ -108,15 +108,7 @@ async function storeMissing(
       // An unawaited prefetch must not become an unhandled rejection if this write fails.
       next.catch(() => {});
       const { records, known } = batch;
-      // Whole batches found stored before anything new: an earlier run (killed, or
-      // timed out) committed them; say where this one takes over.
-      if (records.length && !progress.resumeNoted && progress.changesetsStored === 0 && progress.alreadyStored + known >= BATCH) {
-        progress.resumeNoted = true;
-        log.info(
-          { alreadyStored: progress.alreadyStored + known, from: records[0]!.revision },
-          `resuming from ${records[0]!.revision.slice(0, 12)}: ${progress.alreadyStored + known} changesets stored already`,
-        );
-      }
+      if (records.length) progress.resumingAt(records[0]!.revision, known, BATCH);
       context.assertHeld();
       const fresh = await storeChangesets(db, repo.id, records);
       stored += fresh;
